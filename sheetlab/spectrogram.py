@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import scipy.fft
 
 from sheetlab.perform import SAMPLE_RATE
 
@@ -234,6 +235,26 @@ def frame_starts(n_frames: int, sr: int = SAMPLE_RATE, fps: float = FPS,
     return centres - frame_size // 2
 
 
+def _magnitude_chunks(signal: np.ndarray, sr: int, frame_size: int, fps: float):
+    """Yield ``(first_frame, magnitude)`` chunks, ``magnitude: (n_chunk, frame_size // 2)``.
+
+    Frames are gathered by index from a zero-padded copy of the signal, windowed and transformed
+    a chunk at a time, so memory stays bounded on long recordings.
+    """
+    signal = np.asarray(signal, dtype=np.float32)
+    if signal.ndim != 1:
+        raise ValueError(f"expected mono audio of shape (n_samples,), got shape {signal.shape}")
+    starts = frame_starts(num_frames(len(signal), sr, fps), sr, fps, frame_size)
+    padded = np.concatenate([np.zeros(frame_size, np.float32), signal,
+                             np.zeros(2 * frame_size, np.float32)])
+    window = np.hanning(frame_size).astype(np.float32)
+    offsets = np.arange(frame_size) + frame_size
+    for first in range(0, len(starts), _CHUNK_FRAMES):
+        frames = padded[starts[first:first + _CHUNK_FRAMES, None] + offsets] * window
+        spectrum = scipy.fft.rfft(frames, axis=1, workers=-1)[:, : frame_size // 2]
+        yield first, np.abs(spectrum)
+
+
 def stft_magnitude(signal: np.ndarray, sr: int = SAMPLE_RATE, frame_size: int = FRAME_SIZE,
                    fps: float = FPS) -> np.ndarray:
     """Magnitude STFT with a Hann window and a fractional hop (chapter 1).
@@ -255,19 +276,9 @@ def stft_magnitude(signal: np.ndarray, sr: int = SAMPLE_RATE, frame_size: int = 
         ``(frame_size // 2, n_frames) float32``: bins DC .. Nyquist - 1, frames centred on
         ``i / fps`` seconds; samples outside the signal count as zeros.
     """
-    signal = np.asarray(signal, dtype=np.float32)
-    if signal.ndim != 1:
-        raise ValueError(f"expected mono audio of shape (n_samples,), got shape {signal.shape}")
-    n = num_frames(len(signal), sr, fps)
-    starts = frame_starts(n, sr, fps, frame_size)
-    padded = np.concatenate([np.zeros(frame_size, np.float32), signal, np.zeros(2 * frame_size, np.float32)])
-    window = np.hanning(frame_size).astype(np.float32)
-    offsets = np.arange(frame_size)
-    out = np.empty((frame_size // 2, n), dtype=np.float32)
-    for first in range(0, n, _CHUNK_FRAMES):
-        idx = starts[first:first + _CHUNK_FRAMES, None] + frame_size + offsets
-        spectrum = np.fft.rfft(padded[idx] * window, axis=1)[:, : frame_size // 2]
-        out[:, first:first + _CHUNK_FRAMES] = np.abs(spectrum).T
+    out = np.empty((frame_size // 2, num_frames(len(signal), sr, fps)), dtype=np.float32)
+    for first, magnitude in _magnitude_chunks(signal, sr, frame_size, fps):
+        out[:, first:first + len(magnitude)] = magnitude.T
     return out
 
 
@@ -293,8 +304,10 @@ def log_spectrogram(signal: np.ndarray, sr: int = SAMPLE_RATE, frame_size: int =
         ``(n_bands, n_frames) float32``, non-negative.
     """
     weights, _ = log_filterbank(sr, frame_size, bands_per_octave, fmin, fmax)
-    magnitude = stft_magnitude(signal, sr, frame_size, fps)
-    return np.log10(1.0 + weights.T @ magnitude).astype(np.float32)
+    out = np.empty((weights.shape[1], num_frames(len(signal), sr, fps)), dtype=np.float32)
+    for first, magnitude in _magnitude_chunks(signal, sr, frame_size, fps):
+        out[:, first:first + len(magnitude)] = np.log10(1.0 + magnitude @ weights).T
+    return out
 
 
 def frame_to_time(frame: np.ndarray | int, fps: float = FPS) -> np.ndarray | float:
