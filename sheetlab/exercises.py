@@ -1,0 +1,516 @@
+"""Graded exercises: checks that run on a student's function inside a chapter notebook.
+
+Every chapter ends with exercises: the student writes a function (``log_frequencies``, ...)
+in the notebook and calls ``check("log_frequencies", log_frequencies)``, which runs the
+exercise's cases and prints one line when all pass, or the first failing case (its call, the
+expected and the obtained value, or the exception raised). The checks live here, in the
+library, so they run wherever the notebook runs (Colab included, no tests folder needed);
+``check`` never raises, so a chapter still runs from top to bottom with unfinished exercises.
+
+The expected values are never written down: each case calls the library's reference
+implementation (named as ``"module:function"`` and imported only when a check runs, so this
+module stays light). The test suite runs every exercise against its reference (must pass),
+a ``NotImplementedError`` stub and plausible wrong answers (must fail); the instructor's
+grader (:mod:`sheetlab.grading`) runs the same checks on submitted notebooks.
+
+A chapter adds its exercises at the end of this module, in a block of its own::
+
+    register(Exercise(
+        name="soft_targets", chapter=3, reference="sheetlab.targets:soft_targets",
+        description="Soft target distribution over the B buckets of a staff.",
+        cases=(Case((np.array([10.0]), 40), note="one note head"), ...),
+    ))
+
+and a wrong implementation of it to ``tests/exercise_wrong.py`` (the tests insist on one).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Comparison = Callable[[Any, Any], "str | None"]
+"""``compare(expected, obtained)``: ``None`` when they agree, else a one-line reason."""
+
+_REGISTRY: dict[str, Exercise] = {}
+
+
+# ---------------------------------------------------------------------------------------------
+# comparing results
+
+
+def _scalar(value: Any) -> str:
+    """A value as a student would write it (numpy scalars as Python numbers, floats to 7 digits)."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return repr(float(f"{value:.7g}")) if isinstance(value, float) else repr(value)
+
+
+def _short(value: Any, width: int = 160) -> str:
+    """A one-line, shortened description of a value (arrays: shape, dtype and a few entries)."""
+    if isinstance(value, np.ndarray) and value.ndim > 0:
+        flat = [_scalar(x) for x in value.ravel()]
+        shown = flat if len(flat) <= 8 else flat[:3] + ["..."] + flat[-3:]
+        flattened = ", flattened" if value.ndim > 1 else ""
+        text = f"array of shape {value.shape}, {value.dtype}{flattened}: [{', '.join(shown)}]"
+    else:
+        text = _scalar(value[()] if isinstance(value, np.ndarray) else value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _first_difference(expected: np.ndarray, obtained: np.ndarray, bad: np.ndarray) -> str:
+    """Describe where two equally shaped arrays first differ (``bad`` marks the mismatches)."""
+    if expected.ndim == 0:
+        return "wrong value"
+    where = tuple(int(i) for i in np.argwhere(bad)[0])
+    index = where[0] if len(where) == 1 else where
+    return (f"{int(bad.sum())} of {bad.size} values differ; the first at index {index}: "
+            f"expected {_scalar(expected[where])}, obtained {_scalar(obtained[where])}")
+
+
+def _as_numbers(obtained: Any) -> tuple[np.ndarray | None, str | None]:
+    """``obtained`` as a numeric array, or ``None`` and the reason it is not one."""
+    if obtained is None:
+        return None, "the function returned None (a missing `return`?)"
+    try:
+        array = np.asarray(obtained)
+    except (TypeError, ValueError) as error:
+        return None, f"the result is not array-like ({error})"
+    if array.dtype.kind not in "biuf":
+        return None, f"expected numbers, obtained {type(obtained).__name__} of dtype {array.dtype}"
+    return array, None
+
+
+def compare_close(expected: Any, obtained: Any, *, rtol: float = 1e-6,
+                  atol: float = 1e-9) -> str | None:
+    """Compare real numbers or arrays: same shape, values equal within tolerances.
+
+    Parameters
+    ----------
+    expected : float or numpy.ndarray
+        The reference result.
+    obtained : Any
+        The student's result (lists and numpy scalars are fine).
+    rtol, atol : float
+        Relative and absolute tolerance, as in :func:`numpy.isclose`.
+
+    Returns
+    -------
+    str or None
+        ``None`` when they agree, else a one-line reason.
+    """
+    got, reason = _as_numbers(obtained)
+    if got is None:
+        return reason
+    want = np.asarray(expected, dtype=np.float64)
+    if got.shape != want.shape:
+        return f"wrong shape: expected {want.shape}, obtained {got.shape}"
+    bad = ~np.isclose(got.astype(np.float64), want, rtol=rtol, atol=atol)
+    return _first_difference(want, got, bad) if bad.any() else None
+
+
+def compare_integers(expected: Any, obtained: Any) -> str | None:
+    """Compare integers or integer arrays (indices): same shape, integer type, equal values.
+
+    Parameters
+    ----------
+    expected : int or numpy.ndarray
+        The reference result.
+    obtained : Any
+        The student's result; floats are rejected even when their values are right, since
+        an index must be usable for indexing.
+
+    Returns
+    -------
+    str or None
+        ``None`` when they agree, else a one-line reason.
+    """
+    got, reason = _as_numbers(obtained)
+    if got is None:
+        return reason
+    want = np.asarray(expected)
+    if got.shape != want.shape:
+        return f"wrong shape: expected {want.shape}, obtained {got.shape}"
+    bad = got != want
+    if bad.any():
+        return _first_difference(want, got, bad)
+    if got.dtype.kind not in "iu":
+        return (f"right values, but of type {got.dtype}: indices must be integers "
+                "(int(...) or .astype(int))")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# exercises and their registry
+
+
+@dataclass(frozen=True, eq=False)
+class Case:
+    """One call of an exercise's function.
+
+    Attributes
+    ----------
+    args : tuple
+        Positional arguments.
+    kwargs : Mapping[str, Any]
+        Keyword arguments.
+    note : str
+        What this case probes, shown when it fails (e.g. ``"halfway between two frames"``).
+    """
+
+    args: tuple
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+    def call(self, function_name: str) -> str:
+        """The call as the student would write it, arrays shortened."""
+        parts = [_short(a, 80) for a in self.args]
+        parts += [f"{k}={_short(v, 80)}" for k, v in self.kwargs.items()]
+        return f"{function_name}({', '.join(parts)})"
+
+    def run(self, fn: Callable) -> Any:
+        """Call ``fn`` on fresh copies of the arguments (a function may modify its inputs)."""
+        return fn(*copy.deepcopy(self.args), **copy.deepcopy(dict(self.kwargs)))
+
+
+@dataclass(frozen=True, eq=False)
+class Exercise:
+    """An exercise: the function a student writes, and the cases it is checked on.
+
+    Attributes
+    ----------
+    name : str
+        The exercise's name, which is also the name of the function the student defines.
+    chapter : int
+        The chapter whose notebook holds the exercise.
+    description : str
+        One line: what the function computes.
+    reference : str
+        The reference implementation as ``"module:function"``, imported when needed.
+    cases : tuple of Case
+        The checks, simplest first (the first failing one is reported).
+    compare : Comparison
+        ``compare(expected, obtained) -> str | None``; :func:`compare_close` by default.
+    """
+
+    name: str
+    chapter: int
+    description: str
+    reference: str
+    cases: tuple[Case, ...]
+    compare: Comparison = compare_close
+
+    def reference_function(self) -> Callable:
+        """The library's implementation of this exercise (imported on first use)."""
+        module, _, attribute = self.reference.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+def register(exercise: Exercise) -> Exercise:
+    """Add an exercise to the registry (its name must be new).
+
+    Parameters
+    ----------
+    exercise : Exercise
+        The exercise.
+
+    Returns
+    -------
+    Exercise
+        The same exercise.
+    """
+    if exercise.name in _REGISTRY:
+        raise ValueError(f"an exercise named {exercise.name!r} is already registered")
+    if not exercise.cases:
+        raise ValueError(f"exercise {exercise.name!r} has no cases")
+    _REGISTRY[exercise.name] = exercise
+    return exercise
+
+
+def get(name: str) -> Exercise:
+    """The registered exercise called ``name``.
+
+    Raises
+    ------
+    KeyError
+        If there is none; the message lists the known names.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no exercise named {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def all_exercises() -> list[Exercise]:
+    """Every registered exercise, by chapter, in the order of registration."""
+    return sorted(_REGISTRY.values(), key=lambda exercise: exercise.chapter)
+
+
+def exercises_for_chapter(chapter: int) -> list[Exercise]:
+    """The exercises of one chapter, in the order of registration (empty if it has none)."""
+    return [exercise for exercise in _REGISTRY.values() if exercise.chapter == chapter]
+
+
+# ---------------------------------------------------------------------------------------------
+# checking a student's function
+
+
+@dataclass(frozen=True, eq=False)
+class Failure:
+    """The first failing case of a check.
+
+    Attributes
+    ----------
+    index : int
+        1-based number of the case; 0 when no case could run (no function to call).
+    call : str
+        The call, as the student would write it (empty when no case ran).
+    note : str
+        What the case probes.
+    reason : str
+        One line: what went wrong.
+    expected, obtained : Any
+        The reference's and the student's result (``obtained`` is None when it raised).
+    error : BaseException or None
+        The exception the student's function raised, if it did.
+    """
+
+    index: int
+    call: str
+    note: str
+    reason: str
+    expected: Any = None
+    obtained: Any = None
+    error: BaseException | None = None
+
+    @property
+    def not_implemented(self) -> bool:
+        """Whether the function raised ``NotImplementedError`` (the exercise stub)."""
+        return isinstance(self.error, NotImplementedError)
+
+
+@dataclass(frozen=True, eq=False)
+class CheckResult:
+    """The outcome of :func:`check`; true if and only if every case passed.
+
+    Attributes
+    ----------
+    name : str
+        The exercise.
+    n_passed, n_checks : int
+        Cases passed, cases run.
+    first_failure : Failure or None
+        The first failing case, ``None`` when all passed.
+    """
+
+    name: str
+    n_passed: int
+    n_checks: int
+    first_failure: Failure | None
+
+    @property
+    def passed(self) -> bool:
+        """Whether every case passed."""
+        return self.first_failure is None
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def message(self) -> str:
+        """What :func:`check` prints: one line when passed, the first failing case if not."""
+        if self.passed:
+            return f"✔ {self.name}: all {self.n_checks} checks passed"
+        failure = self.first_failure
+        score = f"{self.n_passed} of {self.n_checks} checks passed"
+        if failure.index == 0:
+            return f"✘ {self.name}: {failure.reason} ({score})"
+        if failure.not_implemented and self.n_passed == 0:
+            return f"✘ {self.name}: not implemented yet ({score})"
+        note = f": {failure.note}" if failure.note else ""
+        lines = [f"✘ {self.name}: {score}; the first failing check is #{failure.index}{note}",
+                 f"    call:     {failure.call}",
+                 f"    expected: {_short(failure.expected)}"]
+        if failure.error is None:
+            lines.append(f"    obtained: {_short(failure.obtained)}")
+        lines.append(f"    problem:  {failure.reason}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable summary: ``name``, ``passed``, ``n_passed``, ``n_checks``, ``message``."""
+        return {"name": self.name, "passed": self.passed, "n_passed": self.n_passed,
+                "n_checks": self.n_checks, "message": self.message}
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"<CheckResult {self.name}: {self.n_passed}/{self.n_checks} passed>"
+
+    def _ipython_display_(self) -> None:
+        """Show nothing in a notebook: :func:`check` has printed the message already."""
+
+
+def _run_case(exercise: Exercise, index: int, case: Case, fn: Callable) -> Failure | None:
+    """Run one case on ``fn``; the failure, or ``None`` when it passed."""
+    expected = case.run(exercise.reference_function())
+    describe = dict(index=index, call=case.call(exercise.name), note=case.note, expected=expected)
+    try:
+        obtained = case.run(fn)
+    except NotImplementedError as error:
+        return Failure(reason="not implemented yet", error=error, **describe)
+    except Exception as error:  # noqa: BLE001 -- any error of the student's code is a failed case
+        return Failure(reason=f"raised {type(error).__name__}: {error}", error=error, **describe)
+    try:
+        reason = exercise.compare(expected, obtained)
+    except Exception as error:  # noqa: BLE001 -- an exotic result the comparison cannot handle
+        reason = f"the result could not be compared ({type(error).__name__}: {error})"
+    return None if reason is None else Failure(reason=reason, obtained=obtained, **describe)
+
+
+def _checked(exercise: Exercise, fn: Any) -> CheckResult:
+    """Run every case of ``exercise`` on ``fn`` and collect the result."""
+    n_checks = len(exercise.cases)
+    if not callable(fn):
+        failure = Failure(0, "", "", f"expected a function, got {type(fn).__name__}")
+        return CheckResult(exercise.name, 0, n_checks, failure)
+    failures = [_run_case(exercise, i, case, fn) for i, case in enumerate(exercise.cases, start=1)]
+    failures = [f for f in failures if f is not None]
+    return CheckResult(exercise.name, n_checks - len(failures), n_checks,
+                       failures[0] if failures else None)
+
+
+def check(name: str, fn: Callable, *, verbose: bool = True) -> CheckResult:
+    """Check a student's function against an exercise's cases (every chapter's exercises).
+
+    Every case runs (so ``n_passed`` counts them all); the message reports the first failing
+    one. Errors raised by ``fn`` are caught and reported, never raised, so a notebook runs on;
+    ``NotImplementedError`` (the stub the chapter hands out) reads "not implemented yet".
+
+    Parameters
+    ----------
+    name : str
+        The exercise, e.g. ``"log_frequencies"`` (chapter 1).
+    fn : Callable
+        The student's function.
+    verbose : bool
+        Print the result's message.
+
+    Returns
+    -------
+    CheckResult
+        True if and only if all cases passed. In a notebook it displays as nothing (the message
+        has been printed), so ``check(...)`` can end a cell.
+
+    Raises
+    ------
+    KeyError
+        If no exercise is called ``name`` (a mistake of the chapter, not of the student).
+    """
+    result = _checked(get(name), fn)
+    if verbose:
+        print(result.message)
+    return result
+
+
+def check_named(name: str, namespace: Mapping[str, Any], *, verbose: bool = True) -> CheckResult:
+    """Check the function called ``name`` in ``namespace`` (what the grader runs per exercise).
+
+    Parameters
+    ----------
+    name : str
+        The exercise, which is also the name of the student's function.
+    namespace : Mapping[str, Any]
+        Where the student's functions live, e.g. ``globals()`` of the notebook; when ``name``
+        is missing from it, every case fails.
+    verbose : bool
+        Print the result's message.
+
+    Returns
+    -------
+    CheckResult
+        As :func:`check`.
+    """
+    exercise = get(name)
+    if name in namespace:
+        result = _checked(exercise, namespace[name])
+    else:
+        failure = Failure(0, "", "", f"no function named {name!r} is defined")
+        result = CheckResult(name, 0, len(exercise.cases), failure)
+    if verbose:
+        print(result.message)
+    return result
+
+
+def check_chapter(chapter: int, namespace: Mapping[str, Any], *,
+                  verbose: bool = True) -> list[CheckResult]:
+    """Check every exercise of a chapter on the functions found in ``namespace``.
+
+    Parameters
+    ----------
+    chapter : int
+        The chapter.
+    namespace : Mapping[str, Any]
+        Where the student's functions live, e.g. ``globals()`` of the notebook; a function
+        that is missing fails all its cases.
+    verbose : bool
+        Print each result's message.
+
+    Returns
+    -------
+    list of CheckResult
+        One per exercise of the chapter, in the order of :func:`exercises_for_chapter`.
+    """
+    return [check_named(exercise.name, namespace, verbose=verbose)
+            for exercise in exercises_for_chapter(chapter)]
+
+
+# ---------------------------------------------------------------------------------------------
+# chapter 1: spectrograms
+
+register(Exercise(
+    name="log_frequencies", chapter=1, reference="sheetlab.spectrogram:log_frequencies",
+    description="The frequencies fref * 2**(k / bands_per_octave) that lie in [fmin, fmax], "
+                "in Hz, increasing (madmom's grid).",
+    cases=(
+        Case((12, 100.0, 1000.0), note="semitones between 100 Hz and 1 kHz"),
+        Case((24, 30.0, 8000.0), note="the talk's setting: quarter tones, 30 Hz to 8 kHz"),
+        Case((24, 80.0, 8000.0), note="quarter tones, 80 Hz to 8 kHz"),
+        Case((12, 110.0, 1000.0), note="fmin = 110 Hz is a grid point (A2): it is included"),
+        Case((24, 27.5, 4200.0), note="fmin = 27.5 Hz is a grid point (A0): it is included"),
+        Case((6, 50.0, 5000.0), {"fref": 432.0}, note="another reference frequency (432 Hz)"),
+        Case((36, 200.0, 300.0), note="a narrow range at 36 bands per octave"),
+    ),
+))
+
+register(Exercise(
+    name="time_to_frame", chapter=1, reference="sheetlab.spectrogram:time_to_frame",
+    description="Index of the frame whose centre is nearest to a time in seconds "
+                "(halfway goes to the later frame); int for a scalar, int array for an array.",
+    compare=compare_integers,
+    cases=(
+        Case((1.0, 31.25), note="one second at 31.25 frames per second"),
+        Case((0.03, 31.25), note="0.9375 frames: the nearest frame is 1"),
+        Case((2.0, 10.0), note="another frame rate"),
+        Case((0.016, 31.25), note="exactly halfway (0.5 frames): goes to the later frame, 1"),
+        Case((0.08, 31.25), note="exactly halfway (2.5 frames): goes to the later frame, 3"),
+        Case((np.array([0.0, 0.1, 0.5, 1.0, 10.0]), 31.25), note="an array of times"),
+        Case((np.array([0.0, 0.04, 0.25, 1.96]), 100.0), note="an array at 100 frames per second"),
+    ),
+))
+
+register(Exercise(
+    name="frame_to_time", chapter=1, reference="sheetlab.spectrogram:frame_to_time",
+    description="Time in seconds of the centre of a frame (or of an array of frames).",
+    cases=(
+        Case((31, 31.25), note="frame 31 at 31.25 frames per second"),
+        Case((0, 31.25), note="the first frame"),
+        Case((25, 100.0), note="another frame rate"),
+        Case((np.arange(5), 31.25), note="an array of frames"),
+        Case((np.array([10, 20, 300]), 10.0), note="an array at 10 frames per second"),
+    ),
+))
