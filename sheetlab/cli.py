@@ -49,7 +49,121 @@ def _add_grade(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_grade)
 
 
-_COMMANDS = (_add_grade,)
+def _selected_pieces(args: argparse.Namespace) -> list:
+    """The pieces named by ``--kind``, ``--split``, ``--subset`` and ``--limit``."""
+    from sheetlab.corpus import pieces
+
+    kinds = ("mono", "piano") if args.kind == "all" else (args.kind,)
+    return [p for kind in kinds
+            for p in pieces(kind, args.split, args.limit, subset=args.subset)]
+
+
+def _data_build(args: argparse.Namespace) -> int:
+    """``sheetlab data build``: fill the cache, resuming; failures reported at the end."""
+    from sheetlab.databuild import build
+
+    report = build(_selected_pieces(args), workers=args.workers)
+    print(report.summary())
+    return 1 if report.failed and not (report.built or report.cached) else 0
+
+
+def _data_info(args: argparse.Namespace) -> int:
+    """``sheetlab data info``: the table of what the cache holds per split."""
+    from sheetlab.databuild import format_table, info
+
+    print(format_table(info(_selected_pieces(args))))
+    return 0
+
+
+def _add_data(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "data", help="build the data cache (scores, audio, spectrograms, correspondences)",
+        description="Engrave, perform and analyse the pieces of the corpus into the cache "
+                    "(SHEETLAB_DATA, default ~/.cache/sheetlab), or summarise what it holds.")
+    actions = parser.add_subparsers(metavar="ACTION", required=True)
+    for name, handler, text in [("build", _data_build, "build missing pieces (resumes)"),
+                                ("info", _data_info, "print pieces, pages, note heads, "
+                                                     "correspondences and audio hours per split")]:
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument("--kind", choices=("mono", "piano", "all"), default="piano",
+                            help="which pieces (default: piano)")
+        action.add_argument("--split", choices=("train", "valid", "test"),
+                            help="one split only (default: all)")
+        action.add_argument("--subset", choices=("default", "all"), default="default",
+                            help="the default CPU-sized subset or the whole catalogue")
+        action.add_argument("--limit", type=int, help="at most this many pieces per kind")
+        if name == "build":
+            action.add_argument("--workers", type=int, default=None,
+                                help="worker processes (default: one per core)")
+        action.set_defaults(handler=handler)
+
+
+def _train(args: argparse.Namespace) -> int:
+    """``sheetlab train``: train a model on the corpus, writing checkpoint, card and state."""
+    from sheetlab.corpus import pieces
+    from sheetlab.models import config, weights_path
+    from sheetlab.training import TrainSettings, card_path, load_pieces, train
+
+    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size,
+                             optimizer=args.optimizer, lr=args.lr, seed=args.seed,
+                             threads=args.threads)
+    train_data = load_pieces(pieces(args.kind, "train", args.train_limit, subset=args.subset),
+                             workers=args.workers)
+    valid_data = load_pieces(pieces(args.kind, "valid", args.valid_limit, subset=args.subset),
+                             workers=args.workers)
+    out = Path(args.out) if args.out else weights_path(args.kind, args.config)
+    try:
+        history = train(train_data, valid_data, config(args.config, args.kind), settings, out,
+                        resume=args.resume)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"sheetlab train: {error}", file=sys.stderr)
+        return 1
+    best = max(history, key=lambda row: row["valid_within_one_bucket"])
+    print(f"best epoch {best['epoch']}: {best['valid_within_one_bucket']:.1%} of validation "
+          f"onsets within one bucket; model {out}, card {card_path(out)}")
+    return 0
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train the audio-sheet network (chapter 4) and write its weights",
+        description="Build the data of the chosen pieces if needed, train the two-pathway "
+                    "network with the talk's recipe (SGD, momentum 0.9, lr 0.1 / 10 every 10 "
+                    "epochs, weight decay 1e-4, batch 100), validate every epoch and keep the "
+                    "best model, with a JSON card beside it. Interrupted runs continue with "
+                    "--resume.")
+    parser.add_argument("--kind", choices=("mono", "piano"), required=True,
+                        help="one staff (Essen folk songs) or grand staff (piano)")
+    parser.add_argument("--config", choices=("light", "talk"), default="light",
+                        help="network size (default: light, for a CPU)")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs in all (default: 30)")
+    parser.add_argument("--batch-size", type=int, default=100,
+                        help="examples per mini-batch (default: 100)")
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                        help="SGD with momentum (the talk, default) or Adam")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="initial learning rate (default: 0.1 for SGD, 0.001 for Adam)")
+    parser.add_argument("--subset", choices=("default", "all"), default="default",
+                        help="the default CPU-sized subset or the whole catalogue")
+    parser.add_argument("--train-limit", type=int, default=None,
+                        help="at most this many training pieces (default: all of the subset)")
+    parser.add_argument("--valid-limit", type=int, default=None,
+                        help="at most this many validation pieces (default: all of the subset)")
+    parser.add_argument("--out", metavar="PATH", default=None,
+                        help="checkpoint to write (default: sheetlab/weights/<kind>-<config>.pt)"
+                             "; the card goes beside it as .json, the training state as "
+                             ".pt.resume")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run that writes the same --out")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes building missing data (default: one per core)")
+    parser.set_defaults(handler=_train)
+
+
+_COMMANDS = (_add_grade, _add_data, _add_train)
 
 
 def build_parser() -> argparse.ArgumentParser:

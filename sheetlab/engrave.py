@@ -359,6 +359,7 @@ def _load(score: Score, settings: EngraveSettings) -> verovio.toolkit:
     """A verovio toolkit with the score loaded, or :class:`EngraveError`."""
     import verovio
 
+    verovio.enableLog(verovio.LOG_ERROR)  # layout warnings (beams, ...) are not the reader's concern
     tk = verovio.toolkit()
     tk.setOptions(settings.verovio_options())
     if not score.data.strip() or not tk.loadData(score.data):
