@@ -98,6 +98,18 @@ def _add_data(subparsers: argparse._SubParsersAction) -> None:
         action.set_defaults(handler=handler)
 
 
+def _train_command(args: argparse.Namespace) -> str:
+    """The ``sheetlab train`` command line of parsed arguments, every setting spelled out."""
+    import shlex
+
+    parts = ["sheetlab", "train"]
+    for name, value in vars(args).items():
+        if name in ("handler", "workers") or value is None or value is False:
+            continue
+        parts += [f"--{name.replace('_', '-')}"] + ([] if value is True else [str(value)])
+    return shlex.join(parts)
+
+
 def _train(args: argparse.Namespace) -> int:
     """``sheetlab train``: train a model on the corpus, writing checkpoint, card and state."""
     from sheetlab.corpus import pieces
@@ -114,7 +126,7 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else weights_path(args.kind, args.config)
     try:
         history = train(train_data, valid_data, config(args.config, args.kind), settings, out,
-                        resume=args.resume)
+                        resume=args.resume, command=_train_command(args))
     except (FileNotFoundError, ValueError) as error:
         print(f"sheetlab train: {error}", file=sys.stderr)
         return 1
@@ -151,8 +163,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                         help="at most this many validation pieces (default: all of the subset)")
     parser.add_argument("--out", metavar="PATH", default=None,
                         help="checkpoint to write (default: sheetlab/weights/<kind>-<config>.pt)"
-                             "; the card goes beside it as .json, the training state as "
-                             ".pt.resume")
+                             "; the card goes beside it as .json, the training state to "
+                             "PATH.resume")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run that writes the same --out")
     parser.add_argument("--threads", type=int, default=None,

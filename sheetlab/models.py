@@ -1,0 +1,392 @@
+"""The multimodal convolutional network that matches audio to sheet positions (chapter 4).
+
+Two VGG-style pathways, one per modality, as in the talk's architecture table:
+
+* the **sheet pathway** reads the sheet window (``1 × H × 390``: H = 40 px for one staff,
+  112 px for a grand staff);
+* the **spectrogram pathway** reads the excerpt (``1 × 136 × 40``: 136 bands, 40 frames);
+
+each is a stack of blocks ``(3×3 conv, BN, ReLU) × 2, 2×2 max-pool`` (optionally after a
+stride-2 stem convolution that halves the input), flattened into ``dense, BN, ReLU,
+dropout``. The two feature vectors are **concatenated** and pass two more
+``dense, BN, ReLU, dropout`` layers and a B-way output layer whose **logits** the loss and the
+localisation turn into bucket probabilities (:mod:`sheetlab.targets`).
+
+The sheet pathway never sees the audio: :meth:`AudioSheetNet.sheet_features` depends on the
+sheet window only, so a score follower computes it once per window position and reuses it for
+every audio frame (chapter 5); :meth:`AudioSheetNet.forward` is
+``head(sheet_features(sheet), spec_features(spec))``.
+
+Two named configurations (:func:`config`):
+
+``talk``
+    the widths of the 2016 paper: blocks of 64, 128 and 256 channels in both pathways, dense
+    layers of 1024 units, drop-out 0.5. About 91 M parameters for one staff and 204 M for a
+    grand staff (the flattened sheet features feed a 1024-unit layer): a GPU model, far too
+    slow to train on a laptop CPU.
+``light``
+    sized for a 2-core CPU: a stride-2 stem and blocks of 16, 32 and 64 channels, dense layers
+    of 128 (pathways) and 256 (head) units: under a million parameters for one staff, a few
+    hundred training examples per second at batch 100 on two cores. Its drop-out layers are
+    kept but set to 0: this small model underfits (training and validation loss stay equal),
+    and drop-out of 0.1 or 0.3 only slowed its learning (8 epochs on 100 folk songs: about
+    15-19 % instead of 21-25 % of validation onsets within one bucket).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sheetlab.cache import write_atomically
+from sheetlab.dataset import CONTEXT_FRAMES, WINDOW_PX
+from sheetlab.engrave import EngraveSettings
+from sheetlab.spectrogram import SpectrogramSettings
+from sheetlab.targets import N_BUCKETS
+
+_ENGRAVE = EngraveSettings()
+SHEET_HEIGHT_PX = {"mono": round(_ENGRAVE.mono_strip_height_ss * _ENGRAVE.strip_staff_space_px),
+                   "piano": round(_ENGRAVE.piano_strip_height_ss * _ENGRAVE.strip_staff_space_px)}
+"""Height of the sheet window per kind of piece: the default strip heights of
+:mod:`sheetlab.engrave` (40 px for one staff, 112 px for a grand staff)."""
+
+SPEC_BANDS = SpectrogramSettings().n_bands
+"""Bands of the default log spectrogram (24 per octave from 30 Hz: the talk's 136)."""
+
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+"""Where the shipped pretrained weights live (``<kind>-<config>.pt`` with a JSON card)."""
+
+CONFIG_NAMES = ("light", "talk")
+"""The named model configurations of :func:`config`."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Every size of an :class:`AudioSheetNet` (chapter 4).
+
+    Attributes
+    ----------
+    name : str
+        ``"light"``, ``"talk"`` or a name of one's own.
+    kind : str
+        ``"mono"`` or ``"piano"``: the kind of piece (it sets the sheet height).
+    sheet_shape : tuple of int
+        ``(H, W)`` of the sheet window in px.
+    spec_shape : tuple of int
+        ``(n_bands, n_frames)`` of the spectrogram excerpt.
+    sheet_channels, spec_channels : tuple of int
+        Output channels of each conv block of the pathway (one 2×2 max-pool per block).
+    stem_stride : int
+        1: no stem; 2: a 3×3, stride-2 conv + BN + ReLU before the blocks, with as many
+        channels as the first block.
+    pathway_units : int
+        Units of the dense layer that ends each pathway.
+    head_units : int
+        Units of each of the two dense layers after the concatenation.
+    dropout : float
+        Drop-out probability after every dense layer.
+    n_buckets : int
+        Outputs ``B`` (buckets of the sheet window).
+    """
+
+    name: str
+    kind: str
+    sheet_shape: tuple[int, int]
+    spec_shape: tuple[int, int]
+    sheet_channels: tuple[int, ...]
+    spec_channels: tuple[int, ...]
+    stem_stride: int
+    pathway_units: int
+    head_units: int
+    dropout: float
+    n_buckets: int = N_BUCKETS
+
+    def as_dict(self) -> dict:
+        """All fields as plain Python values (JSON-serialisable)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        """The inverse of :meth:`as_dict` (lists back to tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+_SIZES = {
+    "talk": dict(sheet_channels=(64, 128, 256), spec_channels=(64, 128, 256), stem_stride=1,
+                 pathway_units=1024, head_units=1024, dropout=0.5),
+    "light": dict(sheet_channels=(16, 32, 64), spec_channels=(16, 32, 64), stem_stride=2,
+                  pathway_units=128, head_units=256, dropout=0.0),
+}
+
+
+def config(name: str = "light", kind: str = "mono", n_buckets: int = N_BUCKETS) -> ModelConfig:
+    """A named model configuration for one kind of piece (chapter 4).
+
+    Parameters
+    ----------
+    name : {"light", "talk"}
+        ``light``: for a CPU; ``talk``: the widths of the 2016 paper (module docstring).
+    kind : {"mono", "piano"}
+        Sets the sheet window's height (40 or 112 px).
+    n_buckets : int
+        Buckets ``B`` of the output layer.
+
+    Returns
+    -------
+    ModelConfig
+    """
+    if name not in _SIZES:
+        raise ValueError(f"unknown model config {name!r}; known: {', '.join(CONFIG_NAMES)}")
+    if kind not in SHEET_HEIGHT_PX:
+        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(SHEET_HEIGHT_PX)}")
+    return ModelConfig(name=name, kind=kind, sheet_shape=(SHEET_HEIGHT_PX[kind], WINDOW_PX),
+                       spec_shape=(SPEC_BANDS, CONTEXT_FRAMES), n_buckets=n_buckets,
+                       **_SIZES[name])
+
+
+def conv_output_size(height: int, width: int, n_blocks: int,
+                     stem_stride: int = 1) -> tuple[int, int]:
+    """Height and width of a pathway's feature maps after its stem and blocks (chapter 4).
+
+    A 3×3 convolution with padding 1 and stride ``s`` maps ``n`` to ``floor((n - 1) / s) + 1``
+    (``n`` for ``s = 1``); each block's 2×2 max-pool maps ``n`` to ``floor(n / 2)``.
+
+    Parameters
+    ----------
+    height, width : int
+        Input size in px (or bands × frames).
+    n_blocks : int
+        Conv blocks, each ending in a 2×2 max-pool.
+    stem_stride : int
+        Stride of the stem convolution (1: no stem).
+
+    Returns
+    -------
+    tuple of int
+        ``(height, width)`` of the last block's output.
+    """
+    sizes = [(n - 1) // stem_stride + 1 for n in (height, width)]
+    for _ in range(n_blocks):
+        sizes = [n // 2 for n in sizes]
+    return sizes[0], sizes[1]
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> list[nn.Module]:
+    """A 3×3 convolution (padding 1, no bias: the BN has one), batch norm and ReLU."""
+    return [nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+
+
+def _dense_bn_relu(in_features: int, out_features: int, dropout: float) -> list[nn.Module]:
+    """A dense layer (no bias), batch norm, ReLU and drop-out."""
+    return [nn.Linear(in_features, out_features, bias=False), nn.BatchNorm1d(out_features),
+            nn.ReLU(inplace=True), nn.Dropout(dropout)]
+
+
+def _pathway(input_shape: tuple[int, int], channels: tuple[int, ...], stem_stride: int,
+             units: int, dropout: float) -> nn.Sequential:
+    """One VGG-style pathway: ``(1, H, W)`` input to ``units`` features."""
+    layers: list[nn.Module] = []
+    in_channels = 1
+    if stem_stride != 1:
+        layers += _conv_bn_relu(1, channels[0], stride=stem_stride)
+        in_channels = channels[0]
+    for out_channels in channels:
+        layers += _conv_bn_relu(in_channels, out_channels)
+        layers += _conv_bn_relu(out_channels, out_channels)
+        layers.append(nn.MaxPool2d(2))
+        in_channels = out_channels
+    height, width = conv_output_size(*input_shape, len(channels), stem_stride)
+    if height < 1 or width < 1:
+        raise ValueError(f"input {input_shape} is too small for {len(channels)} blocks")
+    layers.append(nn.Flatten())
+    layers += _dense_bn_relu(in_channels * height * width, units, dropout)
+    return nn.Sequential(*layers)
+
+
+class AudioSheetNet(nn.Module):
+    """The two-pathway network of the talk: sheet window + spectrogram -> bucket logits
+    (chapter 4).
+
+    Parameters
+    ----------
+    config : ModelConfig
+        Its sizes (:func:`config`).
+
+    Attributes
+    ----------
+    config : ModelConfig
+    metadata : dict
+        What :func:`load_checkpoint` read with the weights (empty for a new model).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.metadata: dict = {}
+        self.sheet_pathway = _pathway(config.sheet_shape, config.sheet_channels,
+                                      config.stem_stride, config.pathway_units, config.dropout)
+        self.spec_pathway = _pathway(config.spec_shape, config.spec_channels,
+                                     config.stem_stride, config.pathway_units, config.dropout)
+        self.head_layers = nn.Sequential(
+            *_dense_bn_relu(2 * config.pathway_units, config.head_units, config.dropout),
+            *_dense_bn_relu(config.head_units, config.head_units, config.dropout),
+            nn.Linear(config.head_units, config.n_buckets))
+
+    def sheet_features(self, sheet: torch.Tensor) -> torch.Tensor:
+        """Features of sheet windows, independent of the audio.
+
+        Parameters
+        ----------
+        sheet : torch.Tensor
+            ``(N, 1, H, W) float32`` ink in [0, 1].
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, pathway_units)``.
+        """
+        return self.sheet_pathway(sheet)
+
+    def spec_features(self, spec: torch.Tensor) -> torch.Tensor:
+        """Features of spectrogram excerpts.
+
+        Parameters
+        ----------
+        spec : torch.Tensor
+            ``(N, 1, n_bands, n_frames) float32`` log spectrogram excerpts.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, pathway_units)``.
+        """
+        return self.spec_pathway(spec)
+
+    def head(self, sheet_feat: torch.Tensor, spec_feat: torch.Tensor) -> torch.Tensor:
+        """Concatenate both modalities' features and map them to bucket logits.
+
+        Parameters
+        ----------
+        sheet_feat, spec_feat : torch.Tensor
+            ``(N, pathway_units)`` each, from :meth:`sheet_features` and :meth:`spec_features`.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, B)`` logits; their soft-max is the bucket distribution.
+        """
+        return self.head_layers(torch.cat([sheet_feat, spec_feat], dim=1))
+
+    def forward(self, sheet: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
+        """``head(sheet_features(sheet), spec_features(spec))``: ``(N, B)`` logits."""
+        return self.head(self.sheet_features(sheet), self.spec_features(spec))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (chapter 4)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def device() -> torch.device:
+    """The device to compute on: the GPU when there is one, else the CPU (chapter 4)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def atomic_save(obj: object, path: str | Path) -> None:
+    """``torch.save`` to a temporary file renamed into place: never a partial file (chapter 4).
+
+    Parameters
+    ----------
+    obj : object
+        What to save (tensors, state dicts, plain values).
+    path : str or pathlib.Path
+        Destination; its directory is created.
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomically(Path(path), buffer.getvalue())
+
+
+def save_checkpoint(path: str | Path, model: AudioSheetNet, metadata: dict | None = None) -> None:
+    """Write a model's configuration, weights and metadata to a file (chapter 4).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Destination (``.pt``); its directory is created. Written by :func:`atomic_save`, so a
+        reader never sees a partial checkpoint.
+    model : AudioSheetNet
+        The model.
+    metadata : dict, optional
+        Plain values (numbers, strings, lists, dicts) stored alongside, e.g. metrics.
+    """
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_save({"config": model.config.as_dict(), "state_dict": state,
+                 "metadata": metadata or {}}, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> AudioSheetNet:
+    """A model from a file written by :func:`save_checkpoint`, in eval mode (chapter 4).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The checkpoint.
+    map_location : str or torch.device
+        Where to put the weights.
+
+    Returns
+    -------
+    AudioSheetNet
+        With ``metadata`` set to what was stored.
+    """
+    blob = torch.load(Path(path), map_location=map_location, weights_only=True)
+    model = AudioSheetNet(ModelConfig.from_dict(blob["config"]))
+    model.load_state_dict(blob["state_dict"])
+    model.metadata = blob["metadata"]
+    return model.to(map_location).eval()
+
+
+def weights_path(kind: str, config_name: str = "light") -> Path:
+    """Where the shipped weights of a kind and configuration live (chapter 4).
+
+    Returns
+    -------
+    pathlib.Path
+        ``sheetlab/weights/<kind>-<config_name>.pt``.
+    """
+    return WEIGHTS_DIR / f"{kind}-{config_name}.pt"
+
+
+def load_pretrained(kind: str, config: str = "light",
+                    map_location: str | torch.device = "cpu") -> AudioSheetNet:
+    """The shipped pretrained model of a kind of piece, in eval mode (chapter 4).
+
+    Parameters
+    ----------
+    kind : {"mono", "piano"}
+    config : {"light", "talk"}
+        The configuration it was trained with.
+    map_location : str or torch.device
+        Where to put the weights.
+
+    Returns
+    -------
+    AudioSheetNet
+
+    Raises
+    ------
+    FileNotFoundError
+        If the weights file is absent; the message names it and the command that makes it.
+    """
+    path = weights_path(kind, config)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no pretrained {kind}/{config} weights; make them with "
+            f"'sheetlab train --kind {kind} --config {config}'")
+    return load_checkpoint(path, map_location)
