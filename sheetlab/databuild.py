@@ -9,6 +9,7 @@ cannot lay out, a missing sound font, ...) is reported at the end and the others
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -72,6 +73,10 @@ def build(pieces: Sequence[Piece], condition: Condition = Condition(), *,
         Rendering condition.
     workers : int, optional
         Worker processes (default: every core, ``os.cpu_count()``); 1 builds in this process.
+        Workers are fresh Python processes (``spawn``), not forks, so a build also works from a
+        process whose threads hold locks (a notebook kernel that has used torch or FluidSynth);
+        a script that calls ``build`` with several workers needs the usual
+        ``if __name__ == "__main__":`` guard.
     progress : bool
         Show a tqdm progress bar.
 
@@ -88,7 +93,11 @@ def build(pieces: Sequence[Piece], condition: Condition = Condition(), *,
         results = (_build_one(p, condition) for p in pieces)
         _collect(results, report, bar)
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        # fresh worker processes (spawn), not forks: a fork of a process whose torch or
+        # FluidSynth threads hold a lock (a notebook kernel that has trained or synthesised)
+        # waits on that lock forever
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
             _collect(pool.map(_build_one, pieces, [condition] * len(pieces)), report, bar)
     bar.close()
     return report

@@ -301,6 +301,41 @@ def engrave(score: Score, settings: EngraveSettings = EngraveSettings()) -> Engr
     return Engraving(score.id, settings, pages, notes, _system_table(systems, score.source))
 
 
+def page_to_strip_x(page_x, system, system_x0, system_start_x, scale: float) -> np.ndarray:
+    """Where a point of a page lands on the unrolled score (chapter 2).
+
+    :func:`unroll` scales every system by ``scale`` and places its left end (the left end of
+    its staff lines, page x ``system_x0[k]``) at strip x ``system_start_x[k]``, so a point at
+    page x on system ``k`` lands at
+    ``system_start_x[k] + (page_x - system_x0[k]) * scale``. :meth:`Strip.to_page` inverts it.
+
+    Parameters
+    ----------
+    page_x : float or array_like
+        Page x in px, any shape.
+    system : int or array_like of int
+        The (0-based) system of each point, of the shape of ``page_x``.
+    system_x0 : (n_systems,) array_like
+        Page x in px where each system's staff lines begin.
+    system_start_x : (n_systems,) or (n_systems + 1,) array_like
+        Strip x in px where each system begins (:attr:`Strip.system_x`).
+    scale : float
+        Strip pixels per page pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64`` strip x in px, of the shape of ``page_x`` (0-d for scalars).
+    """
+    system = np.asarray(system)
+    if not np.issubdtype(system.dtype, np.integer):
+        raise ValueError(f"system must hold integer system indices, got dtype {system.dtype}")
+    system_x0 = np.asarray(system_x0, dtype=np.float64)
+    system_start_x = np.asarray(system_start_x, dtype=np.float64)
+    page_x = np.asarray(page_x, dtype=np.float64)
+    return system_start_x[system] + (page_x - system_x0[system]) * scale
+
+
 def unroll(engraving: Engraving, staff_space_px: float | None = None,
            height_px: int | None = None) -> Strip:
     """Unroll the score: cut every system from its page and join them left to right (chapter 2).
@@ -350,7 +385,7 @@ def unroll(engraving: Engraving, staff_space_px: float | None = None,
         pieces.append(_area_resample(ink, s["x0"], 1 / scale, int(widths[k]), axis=1))
     image = np.clip(np.rint(255.0 - np.concatenate(pieces, axis=1)), 0, 255).astype(np.uint8)
     k = engraving.notes["system"]
-    note_x = system_x[k] + (engraving.notes["x"] - systems["x0"][k]) * scale
+    note_x = page_to_strip_x(engraving.notes["x"], k, systems["x0"], system_x, scale)
     note_y = (engraving.notes["y"] - top[k]) * scale
     return Strip(image, note_x, note_y, system_x, staff_space_px, scale, systems)
 

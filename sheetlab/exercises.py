@@ -514,3 +514,158 @@ register(Exercise(
         Case((np.array([10, 20, 300]), 10.0), note="an array at 10 frames per second"),
     ),
 ))
+
+
+# ---------------------------------------------------------------------------------------------
+# chapter 3: soft targets
+
+
+def _distribution(n_buckets: int, probabilities: Mapping[int, float]) -> np.ndarray:
+    """A ``(n_buckets,)`` vector with the given entries, zeros elsewhere."""
+    p = np.zeros(n_buckets)
+    p[list(probabilities)] = list(probabilities.values())
+    return p
+
+
+register(Exercise(
+    name="soft_targets", chapter=3, reference="sheetlab.targets:soft_targets",
+    description="soft_targets(x_px, n_buckets, width_px, spread): the soft target over the "
+                "n_buckets buckets of a window width_px wide for a note at window x x_px: "
+                "t_k proportional to exp(-(c_k - x)**2 / (2 * (spread * w)**2)) with bucket width "
+                "w = width_px / n_buckets and centres c_k = (k + 1/2) * w, normalised to sum to "
+                "1; spread = 0 gives the one-hot vector of bucket floor(x / w). A float x gives "
+                "shape (n_buckets,), an array of N x gives (N, n_buckets).",
+    cases=(
+        Case((195.0, 39, 390.0, 0.5), note="a note at the centre of bucket 19"),
+        Case((198.0, 39, 390.0, 0.5), note="off-centre: the nearer neighbour gets more"),
+        Case((37.0, 10, 100.0, 1.0), note="another window, bucket count and spread"),
+        Case((2.0, 39, 390.0, 1.0), note="near the left edge: cut at the window, renormalised"),
+        Case((128.0, 39, 390.0, 0.0), note="spread 0: one-hot, in the bucket that holds x"),
+        Case((np.array([5.0, 100.0, 389.0]), 39, 390.0, 0.5), note="three notes: one row each"),
+        Case((np.array([10.0, 20.0]), 4, 40.0, 2.0), note="a wide spread over four buckets"),
+    ),
+))
+
+register(Exercise(
+    name="localise", chapter=3, reference="sheetlab.targets:localise",
+    description="localise(probs, width_px): probability-weighted localisation in a window "
+                "width_px wide: with b* the most probable bucket, sum of p_k * c_k over "
+                "k in {b*-1, b*, b*+1} (only those that exist) divided by the sum of those "
+                "p_k; bucket centres c_k = (k + 1/2) * width_px / B. probs (B,) gives a "
+                "number, probs (N, B) an array of N.",
+    cases=(
+        Case((np.eye(10)[3], 100.0), note="one-hot: the centre of bucket 3"),
+        Case((_distribution(10, {5: 0.2, 6: 0.6, 7: 0.2}), 100.0),
+             note="symmetric about bucket 6: its centre"),
+        Case((_distribution(10, {3: 0.1, 4: 0.4, 5: 0.2, 9: 0.3}), 100.0),
+             note="b* = 4: bucket 9 is no neighbour; the three weights are renormalised"),
+        Case((_distribution(10, {0: 0.6, 1: 0.2, 9: 0.2}), 100.0),
+             note="b* = 0 at the left edge: only its right neighbour (no wrap-around)"),
+        Case((_distribution(10, {0: 0.2, 8: 0.1, 9: 0.3}), 100.0),
+             note="b* = 9 at the right edge: only its left neighbour"),
+        Case((np.stack([_distribution(39, {18: 0.3, 19: 0.5, 20: 0.2}),
+                        _distribution(39, {30: 0.5, 31: 0.25, 32: 0.25})]), 390.0),
+             note="two distributions over the 39 buckets of a 390 px window"),
+    ),
+))
+
+
+# ---------------------------------------------------------------------------------------------
+# chapter 4: the multimodal network
+
+register(Exercise(
+    name="conv_output_size", chapter=4, reference="sheetlab.models:conv_output_size",
+    description="conv_output_size(height, width, n_blocks, stem_stride=1) -> (height, width): "
+                "the size of a pathway's feature maps: a 3x3 stem convolution with padding 1 "
+                "and stride stem_stride (1: no stem) maps n to (n - 1) // stem_stride + 1, "
+                "then each of n_blocks blocks (3x3 convolutions with padding 1, 2x2 max-pool) "
+                "maps n to n // 2. Return two integers.",
+    compare=compare_integers,
+    cases=(
+        Case((40, 390, 3), note="the talk's 40 x 390 sheet window, three blocks"),
+        Case((136, 40, 3), note="the 136 x 40 spectrogram excerpt"),
+        Case((40, 390, 3), {"stem_stride": 2}, note="with a stride-2 stem"),
+        Case((112, 390, 3), {"stem_stride": 2}, note="a grand-staff window with a stride-2 stem"),
+        Case((195, 41, 0), {"stem_stride": 2}, note="odd sizes: the stem rounds up"),
+        Case((7, 9, 1), note="odd sizes: pooling drops the last row and column"),
+        Case((40, 390, 4), note="four blocks"),
+    ),
+))
+
+
+# ---------------------------------------------------------------------------------------------
+# chapter 2: sheet music and its correspondences
+
+
+def _compare_frames_and_x(expected: Any, obtained: Any) -> str | None:
+    """Compare ``(frames, x)`` pairs: integer frames exactly, x within tolerances."""
+    if not isinstance(obtained, (tuple, list)) or len(obtained) != 2:
+        return (f"expected a tuple (frames, x) of two arrays, obtained "
+                f"{type(obtained).__name__}" + (f" of length {len(obtained)}"
+                                                if isinstance(obtained, (tuple, list)) else ""))
+    reason = compare_integers(expected[0], obtained[0])
+    if reason is not None:
+        return f"frames: {reason}"
+    reason = compare_close(expected[1], obtained[1])
+    return None if reason is None else f"x: {reason}"
+
+
+def _grand_staff_piece() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """A bar of a grand staff: chords in both hands, performed with asynchrony (seeded)."""
+    rng = np.random.default_rng(2)
+    score = np.repeat(np.arange(8) * 0.25, 3)  # eight onsets, three notes each
+    performed = 1.1 * score + np.where(np.arange(24) % 3 == 0, 0.0, rng.normal(0, 0.02, 24))
+    performed = np.clip(performed, 0.0, None)
+    x = np.repeat(40.0 + 30.0 * np.arange(8), 3) + rng.uniform(-3, 3, 24)
+    order = rng.permutation(24)
+    return score[order], performed[order], x[order], 31.25
+
+
+register(Exercise(
+    name="page_to_strip_x", chapter=2, reference="sheetlab.engrave:page_to_strip_x",
+    description="page_to_strip_x(page_x, system, system_x0, system_start_x, scale): the strip "
+                "x of page points, system_start_x[k] + scale * (page_x - system_x0[k]) with k "
+                "each point's system; float for scalars, an array of page_x's shape otherwise.",
+    cases=(
+        Case((150.0, 0, np.array([100.0]), np.array([0, 500]), 0.4),
+             note="one point on the only system"),
+        Case((150.0, 1, np.array([100.0, 120.0]), np.array([0, 400, 800]), 0.4),
+             note="a point on the second system: its own start and left end"),
+        Case((np.array([130.0, 560.0, 131.0, 990.0]), np.array([0, 0, 1, 2]),
+              np.array([125.0, 126.0, 124.0]), np.array([0, 350, 700, 1050]), 0.4),
+             note="an array of points on three systems"),
+        Case((np.array([300.0, 300.0]), np.array([1, 0]), np.array([100.0, 200.0]),
+              np.array([0.0, 600.0]), 1.0),
+             note="system_start_x without the strip's width; scale 1"),
+        Case((np.array([[110.0, 220.0], [330.0, 440.0]]), np.array([[0, 0], [1, 1]]),
+              np.array([100.0, 100.0]), np.array([0, 200, 400]), 0.5),
+             note="a 2-D array of points keeps its shape"),
+        Case((90.0, 0, np.array([100.0]), np.array([0, 500]), 0.4),
+             note="left of the staff lines: the same line, extended (negative x)"),
+    ),
+))
+
+register(Exercise(
+    name="correspondences", chapter=2, reference="sheetlab.dataset:correspondences",
+    description="correspondences(score_onset_s, performed_onset_s, note_x, fps) -> (frames, x): "
+                "one entry per distinct score onset, in increasing score onset: the frame "
+                "floor(fps * t + 0.5) of the earliest performed onset t of its notes (int "
+                "array), and the mean note_x of its notes (float array).",
+    compare=_compare_frames_and_x,
+    cases=(
+        Case((np.array([0.0, 0.5, 1.0]), np.array([0.0, 0.5, 1.0]), np.array([10.0, 20.0, 30.0]),
+              31.25), note="three single notes, played as written"),
+        Case((np.array([0.0, 0.0, 0.5]), np.array([0.02, 0.0, 0.5]),
+              np.array([10.0, 14.0, 30.0]), 31.25),
+             note="a chord: one correspondence, mean x, frame of the earliest onset"),
+        Case((np.array([0.0, 0.0, 0.5, 0.5]), np.array([0.0, 0.01, 0.64, 0.6]),
+              np.array([10.0, 10.0, 30.0, 32.0]), 31.25),
+             note="the note listed first in a chord is not always the first to sound"),
+        Case((np.array([1.0, 0.0, 0.5]), np.array([1.6, 0.0, 0.8]), np.array([30.0, 10.0, 20.0]),
+              100.0), note="notes out of order: the result is in score order"),
+        Case((np.array([0.0, 0.25, 0.5]), np.array([0.016, 0.08, 0.5]),
+              np.array([5.0, 15.0, 25.0]), 31.25),
+             note="onsets exactly halfway between frames go to the later frame"),
+        Case(_grand_staff_piece(), note="a bar of chords in both hands, with asynchrony, shuffled"),
+    ),
+))

@@ -1,4 +1,4 @@
-"""Browser-side widgets that also work on the static pages of the built book (chapter 2).
+"""Widgets of the book: the audio–sheet player (chapter 2) and live views (chapters 0–2).
 
 The audio–sheet player plays a performance while one or more cursors move over the images of
 the score's pages, turning pages as the music does. Everything it needs (the page images as
@@ -10,6 +10,13 @@ Size of the output: the audio dominates. A mono 16-bit WAV at 22.05 kHz is 44.1 
 about 59 kB per second in base64, so 60 s of music make about 3.5 MB of HTML and a 3-minute
 piece about 10.6 MB (``embed_sr=11025`` halves that). Pages are downscaled to at most twice
 the display width, typically 50–200 kB each.
+
+A *live view* (:func:`live_view`) is the book's kernel-side explorer: controls, a picture and
+an optional audio player, redrawn whenever a control changes. It draws the matplotlib figure
+into an ``ipywidgets.Image`` as PNG and puts the audio into an ``ipywidgets.Audio`` as WAV,
+instead of ``ipywidgets.interact`` with ``plt.show()`` and ``IPython.display.Audio``: those
+outputs stall notebook execution under nbclient (Jupyter Book, the tests) until the cell times
+out (jupyter/nbclient#312). On the static page the view shows the state it was saved in.
 """
 
 from __future__ import annotations
@@ -22,11 +29,21 @@ import math
 import re
 import uuid
 import wave
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+import ipywidgets
 import numpy as np
 from IPython.display import HTML
 from PIL import Image
+
+from sheetlab.perform import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from sheetlab.engrave import Strip
 
 _CSS_COLOR = re.compile(r"^[#\w(),.%\s-]+$")
 
@@ -127,6 +144,43 @@ def cursor_position(
     if interpolate and j < len(times) and t > times[i] and _same_system(track, i, j):
         x += float((t - times[i]) / (times[j] - times[i]) * (track.x[j] - track.x[i]))
     return int(track.page[i]), x, float(track.y0[i]), float(track.y1[i])
+
+
+def strip_track(strip: Strip, times_s: np.ndarray, strip_x: np.ndarray, *,
+                label: str = "score", color: str = "#d62728") -> CursorTrack:
+    """A cursor track from times and positions on the unrolled score (chapter 2).
+
+    Each strip x goes back to its page, page x and system with :meth:`Strip.to_page`. The
+    entries are put in time order (stable: ties keep their given order), and an entry whose
+    time equals the one before it is dropped, so that times increase strictly: two onsets in
+    one spectrogram frame, or a grace note struck with its main note, keep the first.
+
+    Parameters
+    ----------
+    strip : sheetlab.engrave.Strip
+        The unrolled score the x refer to.
+    times_s : (n,) float
+        Times in seconds, e.g. the performed onsets of the correspondences.
+    strip_x : (n,) float
+        Strip x in px at those times, e.g. the correspondences' x.
+    label, color : str
+        As in :class:`CursorTrack`.
+
+    Returns
+    -------
+    CursorTrack
+        In page pixels of the strip's engraving.
+    """
+    times = np.asarray(times_s, dtype=np.float64)
+    x = np.asarray(strip_x, dtype=np.float64)
+    if times.ndim != 1 or times.shape != x.shape:
+        raise ValueError(f"times_s {times.shape} and strip_x {x.shape} must be 1-D of one length")
+    order = np.argsort(times, kind="stable")
+    times, x = times[order], x[order]
+    keep = np.concatenate([[True], np.diff(times) > 0]) if len(times) else np.zeros(0, bool)
+    page, page_x, y0, y1 = strip.to_page(x[keep])
+    return CursorTrack(times[keep], np.asarray(page, np.int64), np.asarray(page_x),
+                       np.asarray(y0), np.asarray(y1), label, color)
 
 
 def _same_system(track: CursorTrack, i: int, j: int) -> bool:
@@ -280,8 +334,8 @@ def _png_data_uri(page: np.ndarray, max_width_px: int) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _wav_data_uri(audio: np.ndarray, sr: int) -> str:
-    """(n,) float audio in [-1, 1] -> mono 16-bit PCM WAV data URI."""
+def _wav_bytes(audio: np.ndarray, sr: int) -> bytes:
+    """(n,) float audio in [-1, 1] (beyond: clipped) -> a mono 16-bit PCM WAV file."""
     pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as w:
@@ -289,7 +343,12 @@ def _wav_data_uri(audio: np.ndarray, sr: int) -> str:
         w.setsampwidth(2)
         w.setframerate(int(sr))
         w.writeframes(pcm.tobytes())
-    return "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def _wav_data_uri(audio: np.ndarray, sr: int) -> str:
+    """(n,) float audio in [-1, 1] -> mono 16-bit PCM WAV data URI."""
+    return "data:audio/wav;base64," + base64.b64encode(_wav_bytes(audio, sr)).decode("ascii")
 
 
 def _player_html(
@@ -461,3 +520,159 @@ _PLAYER_JS = r"""function (id) {
   root.sheetlab = {position: position, show: show, seek: seek};  // for tests and other scripts
   show(audio.currentTime);
 }"""
+
+
+# --------------------------------------------------------------------------- live views
+
+
+def figure_png(fig: Figure, dpi: float = 80) -> bytes:
+    """A matplotlib figure as PNG bytes, cropped to its content; the figure is closed
+    (chapters 0–2).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    dpi : float
+        Resolution: pixels per inch of the figure's size.
+
+    Returns
+    -------
+    bytes
+        The PNG file.
+    """
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+class LiveView(ipywidgets.VBox):
+    """Controls, a caption, a picture and an audio player, redrawn on every change of a control
+    (chapters 0–2). Made by :func:`live_view`, which documents the arguments.
+
+    Attributes
+    ----------
+    controls : dict of str to ipywidgets.Widget
+        The controls, by the name of the render function's argument they set.
+    image : ipywidgets.Image
+        The picture: the PNG of the last figure.
+    audio : ipywidgets.Audio
+        The player: a mono 16-bit WAV of the last audio (hidden while there is none).
+    caption : ipywidgets.HTML
+        HTML text above the picture (hidden while empty).
+    renders : int
+        How often the render function has been called.
+    """
+
+    def __init__(self, render: Callable[..., Any], controls: Mapping[str, ipywidgets.Widget], *,
+                 sr: int, columns: int, dpi: float, normalize: bool) -> None:
+        super().__init__()
+        if not controls:
+            raise ValueError("live_view needs at least one control")
+        for name, control in controls.items():
+            if not isinstance(control, ipywidgets.ValueWidget):
+                raise ValueError(f"control {name!r} is a {type(control).__name__}, "
+                                 "not an ipywidgets widget with a value")
+        if columns < 1 or sr <= 0:
+            raise ValueError(f"need columns >= 1 and sr > 0, got {columns} and {sr}")
+        self.render_function = render
+        self.controls = dict(controls)
+        self.sr, self.dpi, self.normalize = sr, dpi, normalize
+        self.renders = 0
+        self._audio_source: np.ndarray | None = None
+        self.caption = ipywidgets.HTML(layout=ipywidgets.Layout(display="none"))
+        self.image = ipywidgets.Image(format="png", layout=ipywidgets.Layout(max_width="100%"))
+        self.audio = ipywidgets.Audio(format="wav", autoplay=False, loop=False,
+                                      layout=ipywidgets.Layout(display="none"))
+        widgets = list(self.controls.values())
+        rows = [ipywidgets.HBox(widgets[i:i + columns]) for i in range(0, len(widgets), columns)]
+        self.children = [*rows, self.caption, self.image, self.audio]
+        self.refresh()
+        for control in widgets:
+            control.observe(self.refresh, names="value")
+
+    def values(self) -> dict[str, Any]:
+        """The controls' current values, by name."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def refresh(self, change: Any = None) -> None:
+        """Call the render function with the controls' values and show what it returns."""
+        result = self.render_function(**self.values())
+        self.renders += 1
+        figure, audio, caption = _view_parts(result)
+        if figure is not None:
+            self.image.value = figure_png(figure, self.dpi)
+        self.caption.value = caption or ""
+        self.caption.layout.display = None if caption else "none"
+        if audio is None:
+            self._audio_source = None
+            self.audio.layout.display = "none"
+        elif audio is not self._audio_source:  # the same array again: nothing to re-encode
+            samples = _check_audio(audio, self.sr).astype(np.float64)
+            peak = float(np.max(np.abs(samples)))
+            if self.normalize and peak > 0:
+                samples = samples / peak
+            self.audio.value = _wav_bytes(samples, self.sr)
+            self._audio_source = audio
+            self.audio.layout.display = None
+
+
+def _view_parts(result: Any) -> tuple[Any, np.ndarray | None, str | None]:
+    """``(figure, audio, caption)`` from what a live view's render function returned."""
+    parts = tuple(result) if isinstance(result, tuple) else (result,)
+    if not 1 <= len(parts) <= 3:
+        raise ValueError("a live view's render function returns a figure, (figure, audio) or "
+                         f"(figure, audio, caption), not a tuple of {len(parts)}")
+    figure, audio, caption = parts + (None,) * (3 - len(parts))
+    if figure is not None and not hasattr(figure, "savefig"):
+        raise ValueError(f"the render function returned a {type(figure).__name__} where a "
+                         "matplotlib figure (or None) belongs")
+    return figure, audio, caption
+
+
+def live_view(render: Callable[..., Any], controls: Mapping[str, ipywidgets.Widget], *,
+              sr: int = SAMPLE_RATE, columns: int = 3, dpi: float = 80,
+              normalize: bool = True) -> LiveView:
+    """An explorer: controls, and a figure and a sound redrawn whenever one of them changes
+    (chapters 0–2).
+
+    ``render`` is called once now and again on every change of a control's value, with every
+    control's value as a keyword argument (``render(**{name: control.value})``). It returns a
+    matplotlib figure, ``(figure, audio)`` or ``(figure, audio, caption)``:
+
+    * the figure is drawn to PNG (at ``dpi``, cropped to its content) into the view's
+      ``Image`` and closed, so that nothing else shows it; None keeps the previous picture;
+    * the audio, ``(n_samples,)`` float in [-1, 1] at ``sr`` Hz, goes into the view's ``Audio``
+      player as a 16-bit WAV (peak-normalised if ``normalize``); None hides the player. When
+      the same array object comes back, it is not encoded again;
+    * the caption, an HTML string, is shown above the picture; None or "" hides it.
+
+    The view does not use ``ipywidgets.interact``, ``plt.show()`` or ``IPython.display.Audio``,
+    whose outputs stall notebook execution under nbclient (jupyter/nbclient#312); on the book's
+    static pages it shows the state it was saved in.
+
+    Parameters
+    ----------
+    render : callable
+        ``render(**values) -> figure | (figure, audio) | (figure, audio, caption)``.
+    controls : mapping of str to ipywidgets.Widget
+        Widgets with a ``value`` (sliders, dropdowns, check boxes, ...), by the name of the
+        ``render`` argument each one sets; shown in this order.
+    sr : int
+        Sample rate of the audio in Hz.
+    columns : int
+        Controls per row.
+    dpi : float
+        Resolution of the picture, pixels per inch of the figure's size.
+    normalize : bool
+        Scale the audio to a peak of 1 (as ``IPython.display.Audio`` does).
+
+    Returns
+    -------
+    LiveView
+        An ``ipywidgets.VBox``: display it (or make it the last expression of a cell).
+    """
+    return LiveView(render, controls, sr=sr, columns=columns, dpi=dpi, normalize=normalize)

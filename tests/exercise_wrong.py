@@ -101,6 +101,130 @@ def frame_to_time_fixed_hop(frame, fps):
     return np.asarray(frame) * 705.6 / 22050
 
 
+# --- chapter 3: soft_targets -------------------------------------------------------------------
+
+
+def _gaussian_targets(x_px, n_buckets, width_px, sigma_px, centres):
+    """Normalised Gaussian weights of ``centres`` around ``x_px`` (helper of the wrong answers)."""
+    weights = np.exp(-0.5 * ((centres - np.asarray(x_px, float)[..., None]) / sigma_px) ** 2)
+    return weights / weights.sum(axis=-1, keepdims=True)
+
+
+def soft_targets_one_hot(x_px, n_buckets, width_px, spread):
+    """Ignores the spread: always the hard one-hot target."""
+    w = width_px / n_buckets
+    return np.eye(n_buckets)[np.clip(np.floor(np.asarray(x_px) / w), 0, n_buckets - 1).astype(int)]
+
+
+def soft_targets_left_edges(x_px, n_buckets, width_px, spread):
+    """Off by half a bucket: uses the buckets' left edges k * w as their centres."""
+    w = width_px / n_buckets
+    if spread == 0:
+        return soft_targets_one_hot(x_px, n_buckets, width_px, spread)
+    return _gaussian_targets(x_px, n_buckets, width_px, spread * w, np.arange(n_buckets) * w)
+
+
+def soft_targets_spread_in_px(x_px, n_buckets, width_px, spread):
+    """Reads the spread in px instead of buckets."""
+    w = width_px / n_buckets
+    if spread == 0:
+        return soft_targets_one_hot(x_px, n_buckets, width_px, spread)
+    return _gaussian_targets(x_px, n_buckets, width_px, spread, (np.arange(n_buckets) + 0.5) * w)
+
+
+def soft_targets_unnormalised(x_px, n_buckets, width_px, spread):
+    """The Gaussian's values at the centres, not normalised to sum to 1."""
+    w = width_px / n_buckets
+    if spread == 0:
+        return soft_targets_one_hot(x_px, n_buckets, width_px, spread)
+    centres = (np.arange(n_buckets) + 0.5) * w
+    return np.exp(-0.5 * ((centres - np.asarray(x_px, float)[..., None]) / (spread * w)) ** 2)
+
+
+def soft_targets_rounded_bucket(x_px, n_buckets, width_px, spread):
+    """Right Gaussian, but spread 0 rounds x / w to the nearest bucket instead of flooring."""
+    w = width_px / n_buckets
+    if spread == 0:
+        nearest = np.clip(np.round(np.asarray(x_px) / w), 0, n_buckets - 1).astype(int)
+        return np.eye(n_buckets)[nearest]
+    centres = (np.arange(n_buckets) + 0.5) * w
+    return _gaussian_targets(x_px, n_buckets, width_px, spread * w, centres)
+
+
+# --- chapter 3: localise -----------------------------------------------------------------------
+
+
+def localise_argmax(probs, width_px):
+    """Only the centre of the most probable bucket: no weighting."""
+    p = np.asarray(probs)
+    return (p.argmax(axis=-1) + 0.5) * width_px / p.shape[-1]
+
+
+def localise_not_renormalised(probs, width_px):
+    """Weighted sum of the three centres without dividing by the sum of their weights."""
+    p = np.asarray(probs)
+    n = p.shape[-1]
+    centres = (np.arange(n) + 0.5) * width_px / n
+    best = p.argmax(axis=-1)[..., None]
+    near = np.abs(np.arange(n) - best) <= 1
+    return (p * near * centres).sum(axis=-1)
+
+
+def localise_expected_value(probs, width_px):
+    """The expected x over all buckets instead of the best one and its neighbours."""
+    p = np.asarray(probs)
+    n = p.shape[-1]
+    return (p * (np.arange(n) + 0.5) * width_px / n).sum(axis=-1) / p.sum(axis=-1)
+
+
+def localise_left_edges(probs, width_px):
+    """Off by half a bucket: bucket k's position taken as its left edge k * w."""
+    p = np.asarray(probs)
+    n = p.shape[-1]
+    best = p.argmax(axis=-1)[..., None]
+    near = np.abs(np.arange(n) - best) <= 1
+    return (p * near * np.arange(n) * width_px / n).sum(axis=-1) / (p * near).sum(axis=-1)
+
+
+def localise_wraps_around(probs, width_px):
+    """Indexes p[b - 1] and p[(b + 1) % B]: at the edges the far end of the window joins in."""
+    p = np.atleast_2d(np.asarray(probs, dtype=float))
+    n = p.shape[-1]
+    out = []
+    for row in p:
+        b = int(row.argmax())
+        ks = [b - 1, b, (b + 1) % n]
+        centres = [((k % n) + 0.5) * width_px / n for k in ks]
+        weights = [row[k] for k in ks]
+        out.append(np.dot(weights, centres) / sum(weights))
+    return out[0] if np.ndim(probs) == 1 else np.array(out)
+
+
+# --- chapter 4: conv_output_size ---------------------------------------------------------------
+
+
+def conv_output_size_true_division(height, width, n_blocks, stem_stride=1):
+    """Divides with / instead of //: fractional sizes."""
+    return (height / stem_stride / 2 ** n_blocks, width / stem_stride / 2 ** n_blocks)
+
+
+def conv_output_size_stem_floors(height, width, n_blocks, stem_stride=1):
+    """The stride-2 stem as n // 2: wrong for odd sizes (padding 1 rounds up)."""
+    h, w = height // stem_stride, width // stem_stride
+    return (h // 2 ** n_blocks, w // 2 ** n_blocks)
+
+
+def conv_output_size_rounded(height, width, n_blocks, stem_stride=1):
+    """Rounds n / 2**n_blocks to the nearest integer instead of flooring each pooling."""
+    h, w = [(n - 1) // stem_stride + 1 for n in (height, width)]
+    return (round(h / 2 ** n_blocks), round(w / 2 ** n_blocks))
+
+
+def conv_output_size_no_stem(height, width, n_blocks, stem_stride=1):
+    """Forgets the stem: counts the pooling only."""
+    return (height // 2 ** n_blocks, width // 2 ** n_blocks)
+
+
 WRONG: dict[str, list[Callable]] = {
     "log_frequencies": [log_frequencies_geomspace, log_frequencies_past_fmax,
                         log_frequencies_below_fmin, log_frequencies_open_interval,
@@ -109,4 +233,108 @@ WRONG: dict[str, list[Callable]] = {
                       time_to_frame_float, time_to_frame_fixed_fps, time_to_frame_scalar_only],
     "frame_to_time": [frame_to_time_times_fps, frame_to_time_floor_division,
                       frame_to_time_fixed_hop],
+    "soft_targets": [soft_targets_one_hot, soft_targets_left_edges, soft_targets_spread_in_px,
+                     soft_targets_unnormalised, soft_targets_rounded_bucket],
+    "localise": [localise_argmax, localise_not_renormalised, localise_expected_value,
+                 localise_left_edges, localise_wraps_around],
+    "conv_output_size": [conv_output_size_true_division, conv_output_size_stem_floors,
+                         conv_output_size_rounded, conv_output_size_no_stem],
 }
+
+
+# --- chapter 2: page_to_strip_x ----------------------------------------------------------------
+
+
+def page_to_strip_x_no_origin(page_x, system, system_x0, system_start_x, scale):
+    """Forgets that a system starts at x0 on its page: scales the whole page x."""
+    return np.asarray(system_start_x, float)[system] + scale * np.asarray(page_x, float)
+
+
+def page_to_strip_x_scales_start(page_x, system, system_x0, system_start_x, scale):
+    """Scales the strip start too: (start + page_x - x0) * scale."""
+    start, x0 = np.asarray(system_start_x, float), np.asarray(system_x0, float)
+    return (start[system] + np.asarray(page_x, float) - x0[system]) * scale
+
+
+def page_to_strip_x_divides(page_x, system, system_x0, system_start_x, scale):
+    """Divides by the scale (the inverse mapping's factor)."""
+    start, x0 = np.asarray(system_start_x, float), np.asarray(system_x0, float)
+    return start[system] + (np.asarray(page_x, float) - x0[system]) / scale
+
+
+def page_to_strip_x_first_system(page_x, system, system_x0, system_start_x, scale):
+    """Ignores the system index: every point on the first system."""
+    return system_start_x[0] + scale * (np.asarray(page_x, float) - system_x0[0])
+
+
+def page_to_strip_x_next_start(page_x, system, system_x0, system_start_x, scale):
+    """Off by one system: starts at system_start_x[system + 1]."""
+    start, x0 = np.asarray(system_start_x, float), np.asarray(system_x0, float)
+    k = np.minimum(np.asarray(system) + 1, len(start) - 1)
+    return start[k] + scale * (np.asarray(page_x, float) - x0[system])
+
+
+# --- chapter 2: correspondences ----------------------------------------------------------------
+
+
+def _groups(score_onset_s):
+    onsets, group = np.unique(np.asarray(score_onset_s), return_inverse=True)
+    return onsets, group
+
+
+def correspondences_mean_onset(score_onset_s, performed_onset_s, note_x, fps):
+    """The frame of the chord's mean performed onset, not of its earliest."""
+    onsets, group = _groups(score_onset_s)
+    counts = np.bincount(group)
+    t = np.bincount(group, weights=performed_onset_s) / counts
+    x = np.bincount(group, weights=note_x) / counts
+    return np.floor(fps * t + 0.5).astype(np.int64), x
+
+
+def correspondences_per_note(score_onset_s, performed_onset_s, note_x, fps):
+    """One correspondence per note head: chords are not merged."""
+    order = np.argsort(score_onset_s, kind="stable")
+    t = np.asarray(performed_onset_s)[order]
+    return np.floor(fps * t + 0.5).astype(np.int64), np.asarray(note_x, float)[order]
+
+
+def correspondences_truncated_frames(score_onset_s, performed_onset_s, note_x, fps):
+    """Truncates fps * t to a frame instead of rounding to the nearest."""
+    onsets, group = _groups(score_onset_s)
+    first = np.full(len(onsets), np.inf)
+    np.minimum.at(first, group, performed_onset_s)
+    x = np.bincount(group, weights=note_x) / np.bincount(group)
+    return (fps * first).astype(np.int64), x
+
+
+def correspondences_first_listed_x(score_onset_s, performed_onset_s, note_x, fps):
+    """The x of the chord's first listed head instead of the mean of its heads."""
+    onsets, group = _groups(score_onset_s)
+    first = np.full(len(onsets), np.inf)
+    np.minimum.at(first, group, performed_onset_s)
+    _, index = np.unique(group, return_index=True)
+    return np.floor(fps * first + 0.5).astype(np.int64), np.asarray(note_x, float)[index]
+
+
+def correspondences_by_performed_onset(score_onset_s, performed_onset_s, note_x, fps):
+    """Groups notes by performed onset: a chord played with asynchrony falls apart."""
+    onsets, group = _groups(performed_onset_s)
+    x = np.bincount(group, weights=note_x) / np.bincount(group)
+    return np.floor(fps * onsets + 0.5).astype(np.int64), x
+
+
+def correspondences_float_frames(score_onset_s, performed_onset_s, note_x, fps):
+    """Right values, but the frames are floats: they cannot index a spectrogram."""
+    onsets, group = _groups(score_onset_s)
+    first = np.full(len(onsets), np.inf)
+    np.minimum.at(first, group, performed_onset_s)
+    x = np.bincount(group, weights=note_x) / np.bincount(group)
+    return np.floor(fps * first + 0.5), x
+
+
+WRONG["page_to_strip_x"] = [page_to_strip_x_no_origin, page_to_strip_x_scales_start,
+                            page_to_strip_x_divides, page_to_strip_x_first_system,
+                            page_to_strip_x_next_start]
+WRONG["correspondences"] = [correspondences_mean_onset, correspondences_per_note,
+                            correspondences_truncated_frames, correspondences_first_listed_x,
+                            correspondences_by_performed_onset, correspondences_float_frames]

@@ -25,3 +25,30 @@ def test_build_resumes_reports_failures_and_info_counts(tmp_path, monkeypatch, c
     assert "correspondences" in format_table(rows).splitlines()[0]
     assert cli.main(["data", "info", "--kind", "mono", "--split", "test", "--limit", "3"]) == 0
     assert "total" in capsys.readouterr().out
+
+
+def test_parallel_build_after_torch_and_fluidsynth_threads(tmp_path):
+    """A process that has used torch and FluidSynth (a notebook kernel) can still build in
+    parallel: forked workers would wait forever on locks held by those threads."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "from sheetlab.corpus import pieces\n"
+        "from sheetlab.databuild import build\n"
+        "from sheetlab.perform import Note, synthesize\n"
+        "if __name__ == '__main__':\n"
+        "    torch.randn(300, 300) @ torch.randn(300, 300)\n"
+        "    synthesize([Note(60, 0.0, 0.2)])\n"
+        "    report = build(pieces('mono', 'test', limit=2), workers=2, progress=False)\n"
+        "    print(len(report.built), len(report.failed))\n"
+    )
+    path = tmp_path / "build_after_threads.py"
+    path.write_text(script)
+    env = {**os.environ, "SHEETLAB_DATA": str(tmp_path / "data")}
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                            timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["2", "0"]

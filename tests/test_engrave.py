@@ -386,3 +386,21 @@ def test_real_piano_piece():
     assert np.array_equal(page, notes["page"]) and np.max(np.abs(x - notes["x"])) < 1.0
     inside = (strip.note_y > 2) & (strip.note_y < strip.image.shape[0] - 2)
     assert inside.all()
+
+
+def test_page_to_strip_x_is_what_unroll_uses_and_to_page_inverts(pages):
+    from sheetlab.engrave import page_to_strip_x
+
+    strip = unroll(pages)
+    notes, systems = pages.notes, pages.systems
+    x = page_to_strip_x(notes["x"], notes["system"], systems["x0"], strip.system_x, strip.scale)
+    assert np.array_equal(x, strip.note_x)
+    page, page_x, _, _ = strip.to_page(x)
+    np.testing.assert_allclose(page_x, notes["x"], atol=1e-9)
+    assert np.array_equal(page, notes["page"])
+    k = len(systems) - 1  # scalars give a 0-d array; the strip starts of a system's left end
+    assert page_to_strip_x(systems["x0"][k], k, systems["x0"], strip.system_x, 0.4) == \
+        strip.system_x[k]
+    with pytest.raises(ValueError, match="integer system"):
+        page_to_strip_x(notes["x"], notes["system"].astype(float), systems["x0"], strip.system_x,
+                        strip.scale)

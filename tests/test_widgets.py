@@ -282,3 +282,163 @@ def test_browser_hides_a_cursor_on_another_page(browser_result):
     assert state["page"] == 1
     assert [bar["display"] for bar in state["bars"]] == ["block", "none"]
     assert state["legend"] == "truepredicted (on page 1)"
+
+
+# --- live views ---------------------------------------------------------------------------------
+
+import ipywidgets  # noqa: E402
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from sheetlab.widgets import LiveView, figure_png, live_view, strip_track  # noqa: E402
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class Recorder:
+    """A render function that draws a line of the given height and records its calls."""
+
+    def __init__(self, with_audio=True, caption=None):
+        self.calls, self.with_audio, self.caption = [], with_audio, caption
+        self.tone = AUDIO[: SR // 2] * 0.5  # one array object, returned on every call
+
+    def __call__(self, height, label):
+        self.calls.append((height, label))
+        fig, ax = plt.subplots(figsize=(2, 1))
+        ax.plot([0, 1], [0, height])
+        ax.set_title(label)
+        if not self.with_audio:
+            return fig
+        audio = self.tone if height < 5 else AUDIO[: SR // 4] * 0.1
+        return fig, audio, self.caption
+
+
+def controls():
+    return {"height": ipywidgets.IntSlider(value=1, min=0, max=10),
+            "label": ipywidgets.Dropdown(options=["a", "b"], value="a")}
+
+
+def wav_of(view):
+    with wave.open(io.BytesIO(bytes(view.audio.value))) as w:
+        return (w.getnchannels(), w.getsampwidth(), w.getframerate(),
+                np.frombuffer(w.readframes(w.getnframes()), "<i2"))
+
+
+def test_live_view_renders_once_at_construction():
+    render = Recorder()
+    view = live_view(render, controls())
+    assert isinstance(view, LiveView) and isinstance(view, ipywidgets.VBox)
+    assert render.calls == [(1, "a")] and view.renders == 1
+    assert bytes(view.image.value).startswith(PNG_SIGNATURE)
+    assert plt.get_fignums() == []  # the figure was closed: nothing else shows it
+
+
+def test_live_view_rerenders_on_every_control_change():
+    render = Recorder()
+    view = live_view(render, controls())
+    first = view.image.value
+    view.controls["height"].value = 7
+    view.controls["label"].value = "b"
+    assert render.calls == [(1, "a"), (7, "a"), (7, "b")] and view.renders == 3
+    assert view.values() == {"height": 7, "label": "b"}
+    assert bytes(view.image.value).startswith(PNG_SIGNATURE) and view.image.value != first
+
+
+def test_live_view_audio_is_a_normalised_mono_wav():
+    view = live_view(Recorder(), controls(), sr=SR)
+    channels, width, rate, pcm = wav_of(view)
+    assert (channels, width, rate, len(pcm)) == (1, 2, SR, SR // 2)
+    assert np.abs(pcm).max() == 32767  # peak-normalised
+    np.testing.assert_allclose(pcm / 32767, AUDIO[: SR // 2] / np.abs(AUDIO[: SR // 2]).max(),
+                               atol=1 / 32767)
+    assert view.audio.layout.display is None
+    view.controls["height"].value = 8  # a different array: re-encoded
+    assert len(wav_of(view)[3]) == SR // 4
+
+
+def test_live_view_without_normalisation_keeps_the_level():
+    view = live_view(Recorder(), controls(), sr=SR, normalize=False)
+    pcm = wav_of(view)[3]
+    np.testing.assert_allclose(pcm / 32767, 0.5 * AUDIO[: SR // 2], atol=1 / 32767)
+
+
+def test_live_view_reuses_the_wav_of_the_same_audio_object():
+    render = Recorder()
+    view = live_view(render, controls())
+    encoded = view.audio.value
+    view.controls["height"].value = 2  # the same array object comes back
+    assert view.audio.value is encoded and view.renders == 2
+
+
+def test_live_view_without_audio_hides_the_player_and_shows_a_caption():
+    view = live_view(Recorder(with_audio=False), controls())
+    assert view.audio.layout.display == "none" and view.caption.layout.display == "none"
+    captioned = live_view(Recorder(caption="<b>hello</b>"), controls(), columns=1)
+    assert captioned.caption.value == "<b>hello</b>" and captioned.caption.layout.display is None
+    rows = [c for c in captioned.children if isinstance(c, ipywidgets.HBox)]
+    assert [len(r.children) for r in rows] == [1, 1]
+
+
+def test_live_view_keeps_the_picture_when_render_gives_no_figure():
+    picture = []
+
+    def render(height):
+        if height > 5:
+            return None, None, "too high"
+        fig = plt.figure(figsize=(1, 1))
+        picture.append(height)
+        return fig
+
+    view = live_view(render, {"height": ipywidgets.IntSlider(value=1, max=10)})
+    before = view.image.value
+    view.controls["height"].value = 9
+    assert view.image.value == before and view.caption.value == "too high"
+
+
+@pytest.mark.parametrize("render, control, message", [
+    (lambda height: "not a figure", ipywidgets.IntSlider(), "matplotlib figure"),
+    (lambda height: (None, None, None, None), ipywidgets.IntSlider(), "tuple of 4"),
+    (lambda height: None, ipywidgets.Button(), "not an ipywidgets widget with a value"),
+])
+def test_live_view_refuses_bad_input(render, control, message):
+    with pytest.raises(ValueError, match=message):
+        live_view(render, {"height": control})
+
+
+def test_figure_png_closes_the_figure():
+    sizes = []
+    for dpi in (50, 100):
+        fig, ax = plt.subplots(figsize=(2, 1))
+        ax.plot([0, 1])
+        png = figure_png(fig, dpi=dpi)
+        assert png.startswith(PNG_SIGNATURE) and plt.get_fignums() == []
+        sizes.append(Image.open(io.BytesIO(png)).size[0])
+    assert 1.8 * sizes[0] < sizes[1] < 2.2 * sizes[0]  # pixels scale with the dpi
+
+
+# --- cursor tracks from the unrolled score ------------------------------------------------------
+
+
+class FakeStrip:
+    """Two systems: strip x 0-100 is page 0 x 50-150, strip x 100-200 is page 1 x 50-150."""
+
+    system_x = np.array([0, 100, 200])
+
+    def to_page(self, x):
+        x = np.asarray(x, float)
+        k = np.clip(np.searchsorted(self.system_x, x, side="right") - 1, 0, 1)
+        return k, 50 + x - self.system_x[k], np.where(k, 500.0, 100.0), np.where(k, 700.0, 300.0)
+
+
+def test_strip_track_maps_to_pages_sorts_and_drops_repeated_times():
+    track = strip_track(FakeStrip(), [0.0, 1.0, 0.5, 1.0, 2.0], [10.0, 30.0, 20.0, 40.0, 150.0],
+                        label="true", color="#2ca02c")
+    assert track.times_s.tolist() == [0.0, 0.5, 1.0, 2.0]
+    assert track.x.tolist() == [60.0, 70.0, 80.0, 100.0]  # the first of the two at 1.0 s
+    assert track.page.tolist() == [0, 0, 0, 1]
+    assert track.y0.tolist() == [100.0, 100.0, 100.0, 500.0]
+    assert (track.label, track.color) == ("true", "#2ca02c")
+    with pytest.raises(ValueError, match="one length"):
+        strip_track(FakeStrip(), [0.0, 1.0], [1.0])
