@@ -19,7 +19,7 @@ window the newest onset is, and that becomes the new position. Frames whose loud
 below ``silence`` (before, between and after the notes) keep the position. Because the strip
 is the unrolled score, moving along it crosses system ends and page turns without any special
 case; :meth:`Strip.to_page <sheetlab.engrave.Strip.to_page>` maps positions back onto the
-pages (:func:`cursor_tracks`).
+pages (:func:`sheetlab.widgets.follow_tracks`).
 
 The grid step is one bucket (10 px). The position then stays within half a bucket of the
 anchor, which matters little to a network trained on targets anywhere in the window; every
@@ -50,7 +50,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from functools import partial
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -61,8 +61,6 @@ from sheetlab.engrave import EngraveSettings, Strip
 from sheetlab.spectrogram import FPS, frame_to_time
 from sheetlab.targets import N_BUCKETS, bucket_width, localise, softmax
 
-if TYPE_CHECKING:
-    from sheetlab.widgets import CursorTrack
 
 ANCHOR = 1 / 3
 """Where the current position is kept in the window, as a fraction of its width from the left."""
@@ -547,45 +545,3 @@ def summarise(results: Sequence[OnsetPredictions],
 
 # --------------------------------------------------------------------------- display
 
-
-def cursor_tracks(result: FollowResult, strip: Strip, *, true_color: str = "#2ca02c",
-                  predicted_color: str = "#d62728") -> list[CursorTrack]:
-    """Cursors of the true and the followed position, for
-    :func:`sheetlab.widgets.audio_sheet_player` (chapter 5).
-
-    Parameters
-    ----------
-    result : FollowResult
-        What :func:`follow` did.
-    strip : Strip
-        The piece's unrolled score with its page mapping, e.g.
-        ``unroll(engrave(score, condition.engrave))`` for the piece's score and condition.
-    true_color, predicted_color : str
-        CSS colours of the two cursors.
-
-    Returns
-    -------
-    list of CursorTrack
-        ``[true, predicted]``: the true cursor has one entry per onset (the first of onsets
-        that share a frame), the predicted cursor one per frame.
-    """
-    if strip.image.shape[1] != result.strip_width_px:
-        raise ValueError(f"the strip is {strip.image.shape[1]} px wide, but {result.piece_id!r} "
-                         f"was followed in a strip of {result.strip_width_px} px: another "
-                         f"engraving?")
-    times, first = np.unique(result.onset_s, return_index=True)
-    frames = np.arange(len(result.frame_x))
-    return [
-        _track(strip, result.true_x[first], times, "true", true_color),
-        _track(strip, result.frame_x, frame_to_time(frames, result.fps), "predicted",
-               predicted_color),
-    ]
-
-
-def _track(strip: Strip, x_px: np.ndarray, times_s: np.ndarray, label: str,
-           color: str) -> CursorTrack:
-    """A cursor at strip positions ``x_px`` (clamped to the strip) at times ``times_s``."""
-    from sheetlab.widgets import CursorTrack  # widgets import the library, not the reverse
-
-    page, page_x, y0, y1 = strip.to_page(np.clip(x_px, 0, strip.image.shape[1]))
-    return CursorTrack(times_s, page.astype(np.int64), page_x, y0, y1, label, color)

@@ -39,8 +39,10 @@ from IPython.display import HTML
 from PIL import Image
 
 from sheetlab.perform import SAMPLE_RATE
+from sheetlab.spectrogram import frame_to_time
 
 if TYPE_CHECKING:
+    from sheetlab.following import FollowResult
     from matplotlib.figure import Figure
 
     from sheetlab.engrave import Strip
@@ -676,3 +678,36 @@ def live_view(render: Callable[..., Any], controls: Mapping[str, ipywidgets.Widg
         An ``ipywidgets.VBox``: display it (or make it the last expression of a cell).
     """
     return LiveView(render, controls, sr=sr, columns=columns, dpi=dpi, normalize=normalize)
+
+
+def follow_tracks(result: FollowResult, strip: Strip, *, true_color: str = "#2ca02c",
+                  predicted_color: str = "#d62728") -> list[CursorTrack]:
+    """Cursors of the true and the followed position of a score-following run, for
+    :func:`audio_sheet_player` (chapter 5).
+
+    Parameters
+    ----------
+    result : sheetlab.following.FollowResult
+        What :func:`sheetlab.following.follow` did.
+    strip : sheetlab.engrave.Strip
+        The piece's unrolled score with its page mapping, e.g.
+        ``unroll(engrave(score, condition.engrave))`` for the piece's score and condition.
+    true_color, predicted_color : str
+        CSS colours of the two cursors.
+
+    Returns
+    -------
+    list of CursorTrack
+        ``[true, predicted]``: the true cursor has one entry per onset time, the predicted
+        cursor one per frame (clamped to the strip).
+    """
+    if strip.image.shape[1] != result.strip_width_px:
+        raise ValueError(f"the strip is {strip.image.shape[1]} px wide, but {result.piece_id!r} "
+                         f"was followed in a strip of {result.strip_width_px} px: another "
+                         f"engraving?")
+    frames = np.arange(len(result.frame_x))
+    predicted_x = np.clip(result.frame_x, 0, strip.image.shape[1])
+    return [strip_track(strip, result.onset_s, result.true_x, label="true", color=true_color),
+            strip_track(strip, frame_to_time(frames, result.fps), predicted_x,
+                        label="predicted", color=predicted_color)]
+

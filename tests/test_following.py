@@ -10,7 +10,8 @@ import torch
 from sheetlab.corpus import Score
 from sheetlab.dataset import Condition, SnippetDataset, build_piece
 from sheetlab.engrave import engrave, unroll
-from sheetlab.following import (FollowResult, OnsetPredictions, cursor_tracks, follow,
+from sheetlab.widgets import follow_tracks
+from sheetlab.following import (FollowResult, OnsetPredictions, follow,
                                 follow_naive, localise_onsets, onset_metrics, position_to_time,
                                 sounding_frames, summarise, window_grid, window_index)
 from sheetlab.models import AudioSheetNet, config
@@ -123,7 +124,7 @@ def test_perfect_network_tracks_through_systems_and_pages(piece, engraving, stri
     assert last < piece.spec.shape[1] - 10
     assert np.all(result.frame_x[last:] == result.frame_x[last])
     # the cursors follow onto the second page
-    true, predicted = cursor_tracks(result, strip)
+    true, predicted = follow_tracks(result, strip)
     assert set(true.page) == {0, 1} and set(predicted.page) == {0, 1}
     for t in true.times_s:
         assert cursor_position(true, t)[0] == cursor_position(predicted, t)[0]
@@ -240,4 +241,4 @@ def test_cursor_tracks_need_the_pieces_strip(piece, strip):
     result = FollowResult("x", piece.onset_x, piece.onset_x, piece.onset_frame / 31.25, 390,
                           np.zeros(10), np.zeros(10, np.int64), 31.25, 123)
     with pytest.raises(ValueError, match="123 px"):
-        cursor_tracks(result, strip)
+        follow_tracks(result, strip)
