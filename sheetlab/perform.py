@@ -20,6 +20,9 @@ byte-identical audio.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
@@ -188,9 +191,11 @@ def default_sound_font() -> Path:
     pathlib.Path
         Path of the ``.sf2`` file.
     """
-    import pretty_midi
-
-    return Path(pretty_midi.__file__).with_name(DEFAULT_SOUND_FONT + ".sf2")
+    # located, not imported: importing pretty_midi loads FluidSynth (and prints under $CI)
+    package = importlib.util.find_spec("pretty_midi")
+    if package is None or package.origin is None:
+        raise SoundFontError("pretty_midi is not installed, so its default sound font is missing")
+    return Path(package.origin).with_name(DEFAULT_SOUND_FONT + ".sf2")
 
 
 def available_sound_fonts() -> dict[str, Path]:
@@ -249,7 +254,9 @@ def sound_font_path(sound_font: str | Path | None = None) -> Path:
 def _fluidsynth_module():
     """Import ``fluidsynth``, turning a missing C library into an error that says what to do."""
     try:
-        import fluidsynth
+        # pyfluidsynth prints where it found the library whenever $CI is set: keep stdout clean
+        with contextlib.redirect_stdout(io.StringIO()):
+            import fluidsynth
     except (ImportError, OSError) as err:
         raise FluidSynthMissing(
             "The FluidSynth library is not installed, so sheetlab cannot synthesise audio "
