@@ -8,20 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sheetlab.corpus import Score as CorpusScore
 from sheetlab.engrave import EngraveError, EngraveSettings, engrave, unroll
 
 
-@dataclasses.dataclass(frozen=True)
-class Score:
-    """Stand-in for :class:`sheetlab.corpus.Score` with the fields engrave reads."""
-
-    id: str
-    data: str
-    format: str = "musicxml"
-    kind: str = "mono"
-    source: str = "test.musicxml"
-    title: str = ""
-    composer: str = ""
+def make_score(id: str, data: str, *, kind: str = "mono", source: str = "test.musicxml") -> CorpusScore:
+    """A :class:`sheetlab.corpus.Score` of MusicXML written in this file."""
+    return CorpusScore(id, data, "musicxml", kind, source)
 
 
 def note(step, octave, divisions, kind, *, alter=0, dot=False, chord=False, grace=False,
@@ -97,17 +90,17 @@ SHORT_PAGES = EngraveSettings(page_height=1200)
 
 @pytest.fixture(scope="module")
 def mono():
-    return engrave(Score("mono", MONO, source="mono.musicxml"))
+    return engrave(make_score("mono", MONO, source="mono.musicxml"))
 
 
 @pytest.fixture(scope="module")
 def piano():
-    return engrave(Score("piano", PIANO, kind="piano", source="piano.musicxml"))
+    return engrave(make_score("piano", PIANO, kind="piano", source="piano.musicxml"))
 
 
 @pytest.fixture(scope="module")
 def pages():
-    return engrave(Score("long", long_piano(), kind="piano", source="long.musicxml"), SHORT_PAGES)
+    return engrave(make_score("long", long_piano(), kind="piano", source="long.musicxml"), SHORT_PAGES)
 
 
 def pixel(engraving, notes, dx=0.0, dy=0.0):
@@ -321,13 +314,13 @@ def test_to_page_inverts_the_strip(pages, mono):
 
 
 def test_single_system_without_breaks():
-    engraving = engrave(Score("long", long_piano(12), kind="piano"), EngraveSettings(breaks="none"))
+    engraving = engrave(make_score("long", long_piano(12), kind="piano"), EngraveSettings(breaks="none"))
     assert len(engraving.pages) == 1 and len(engraving.systems) == 1
     assert engraving.pages[0].shape[1] > engraving.pages[0].shape[0]
 
 
 def test_engraving_is_deterministic(pages):
-    again = engrave(Score("long", long_piano(), kind="piano", source="long.musicxml"), SHORT_PAGES)
+    again = engrave(make_score("long", long_piano(), kind="piano", source="long.musicxml"), SHORT_PAGES)
     assert [p.tobytes() for p in again.pages] == [p.tobytes() for p in pages.pages]
     assert again.notes.tobytes() == pages.notes.tobytes()
     assert again.systems.tobytes() == pages.systems.tobytes()
@@ -341,7 +334,7 @@ def test_engraving_is_deterministic(pages):
 ])
 def test_bad_scores_raise_naming_the_source(data, cause):
     with pytest.raises(EngraveError, match=cause) as error:
-        engrave(Score("bad", data, source="scores/bad.musicxml"))
+        engrave(make_score("bad", data, source="scores/bad.musicxml"))
     assert "scores/bad.musicxml" in str(error.value)
     assert isinstance(error.value, ValueError)
 
@@ -367,10 +360,6 @@ def real_piece():
     with zipfile.ZipFile(path) as mxl:
         name = next(n for n in mxl.namelist() if n.endswith(".xml") and not n.startswith("META"))
         data = mxl.read(name).decode("utf-8")
-    try:
-        from sheetlab.corpus import Score as CorpusScore
-    except ImportError:
-        CorpusScore = Score
     return CorpusScore(id="k545", data=data, format="musicxml", kind="piano", source=str(path))
 
 
