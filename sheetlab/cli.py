@@ -117,8 +117,9 @@ def _train(args: argparse.Namespace) -> int:
     from sheetlab.training import TrainSettings, card_path, load_pieces, train
 
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size,
-                             optimizer=args.optimizer, lr=args.lr, seed=args.seed,
-                             threads=args.threads)
+                             optimizer=args.optimizer, lr=args.lr,
+                             lr_step_epochs=args.lr_step, seed=args.seed, threads=args.threads,
+                             init_from=args.init_from)
     train_data = load_pieces(pieces(args.kind, "train", args.train_limit, subset=args.subset),
                              workers=args.workers)
     valid_data = load_pieces(pieces(args.kind, "valid", args.valid_limit, subset=args.subset),
@@ -155,6 +156,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                         help="SGD with momentum (the talk, default) or Adam")
     parser.add_argument("--lr", type=float, default=None,
                         help="initial learning rate (default: 0.1 for SGD, 0.001 for Adam)")
+    parser.add_argument("--lr-step", type=int, default=10, metavar="EPOCHS",
+                        help="divide the learning rate by 10 every this many epochs (default: 10)")
     parser.add_argument("--subset", choices=("default", "all"), default="default",
                         help="the default CPU-sized subset or the whole catalogue")
     parser.add_argument("--train-limit", type=int, default=None,
@@ -165,6 +168,10 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                         help="checkpoint to write (default: sheetlab/weights/<kind>-<config>.pt)"
                              "; the card goes beside it as .json, the training state to "
                              "PATH.resume")
+    parser.add_argument("--init-from", metavar="CHECKPOINT", default=None,
+                        help="start from this checkpoint's weights wherever names and shapes "
+                             "agree (e.g. the piano model from the mono one) instead of a "
+                             "random initialisation")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run that writes the same --out")
     parser.add_argument("--threads", type=int, default=None,

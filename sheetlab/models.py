@@ -26,11 +26,13 @@ Two named configurations (:func:`config`):
     slow to train on a laptop CPU.
 ``light``
     sized for a 2-core CPU: a stride-2 stem and blocks of 16, 32 and 64 channels, dense layers
-    of 128 (pathways) and 256 (head) units: under a million parameters for one staff, a few
-    hundred training examples per second at batch 100 on two cores. Its drop-out layers are
+    of 256 (pathways) and 512 (head) units: 1.7 M parameters for one staff and 3.7 M for a
+    grand staff, a few hundred training examples per second at batch 100 on two cores (the
+    convolutions cost the time; the dense layers cost the parameters). Its drop-out layers are
     kept but set to 0: this small model underfits (training and validation loss stay equal),
     and drop-out of 0.1 or 0.3 only slowed its learning (8 epochs on 100 folk songs: about
-    15-19 % instead of 21-25 % of validation onsets within one bucket).
+    15-19 % instead of 21-25 % of validation onsets within one bucket, with the earlier
+    128/256-unit dense layers).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -119,7 +122,7 @@ _SIZES = {
     "talk": dict(sheet_channels=(64, 128, 256), spec_channels=(64, 128, 256), stem_stride=1,
                  pathway_units=1024, head_units=1024, dropout=0.5),
     "light": dict(sheet_channels=(16, 32, 64), spec_channels=(16, 32, 64), stem_stride=2,
-                  pathway_units=128, head_units=256, dropout=0.0),
+                  pathway_units=256, head_units=512, dropout=0.0),
 }
 
 
@@ -287,6 +290,86 @@ class AudioSheetNet(nn.Module):
         return self.head(self.sheet_features(sheet), self.spec_features(spec))
 
 
+@dataclass(frozen=True)
+class FoldedHead:
+    """The merging head of an :class:`AudioSheetNet` in eval mode, as numpy affine maps
+    (chapter 5).
+
+    In eval mode every ``dense, BN, ReLU, dropout`` layer is an affine map followed by a ReLU
+    (the batch norm's running statistics and scale fold into the dense layer's weights, and
+    drop-out is the identity). The first layer acts on the concatenation ``[sheet, spec]``, so
+    it splits into a sheet half and a spectrogram half: a score follower computes
+    :meth:`sheet_part` once per window and :meth:`spec_part` once per frame, in batches, and per
+    frame only adds the two and runs the remaining small layers (:meth:`logits`).
+
+    Attributes
+    ----------
+    sheet_weight : numpy.ndarray
+        ``(U, D) float32``: the first layer's columns for the sheet features.
+    spec_weight : numpy.ndarray
+        ``(U, D) float32``: its columns for the spectrogram features.
+    bias : numpy.ndarray
+        ``(U,) float32``: its folded bias.
+    layers : tuple of (numpy.ndarray, numpy.ndarray)
+        The remaining layers' ``(weight (out, in), bias (out,))``; a ReLU follows every one but
+        the last.
+    """
+
+    sheet_weight: np.ndarray
+    spec_weight: np.ndarray
+    bias: np.ndarray
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+    def sheet_part(self, sheet_feat: np.ndarray) -> np.ndarray:
+        """``(N, U)`` first-layer pre-activations from ``(N, D)`` sheet features (bias included)."""
+        return sheet_feat @ self.sheet_weight.T + self.bias
+
+    def spec_part(self, spec_feat: np.ndarray) -> np.ndarray:
+        """``(N, U)`` first-layer pre-activations from ``(N, D)`` spectrogram features."""
+        return spec_feat @ self.spec_weight.T
+
+    def logits(self, sheet_part: np.ndarray, spec_part: np.ndarray) -> np.ndarray:
+        """``(..., B)`` logits from the two halves' ``(..., U)`` pre-activations."""
+        hidden = np.maximum(sheet_part + spec_part, 0)
+        for k, (weight, bias) in enumerate(self.layers):
+            hidden = hidden @ weight.T + bias
+            if k < len(self.layers) - 1:
+                hidden = np.maximum(hidden, 0)
+        return hidden
+
+
+def fold_head(model: AudioSheetNet) -> FoldedHead:
+    """The eval-mode head of a model as a :class:`FoldedHead` (chapter 5).
+
+    Parameters
+    ----------
+    model : AudioSheetNet
+        The model; its batch norms' running statistics are used (as in eval mode).
+
+    Returns
+    -------
+    FoldedHead
+        Its :meth:`~FoldedHead.logits` equal ``model.head`` in eval mode up to rounding.
+    """
+    affine: list[tuple[np.ndarray, np.ndarray]] = []
+    for layer in model.head_layers:
+        if isinstance(layer, nn.Linear):
+            weight = layer.weight.detach().double().cpu().numpy()
+            bias = (layer.bias.detach().double().cpu().numpy() if layer.bias is not None
+                    else np.zeros(weight.shape[0]))
+            affine.append((weight, bias))
+        elif isinstance(layer, nn.BatchNorm1d):
+            scale = (layer.weight / torch.sqrt(layer.running_var + layer.eps)).detach().double()
+            shift = layer.bias.detach().double() - scale * layer.running_mean.double()
+            weight, bias = affine[-1]
+            scale, shift = scale.cpu().numpy(), shift.cpu().numpy()
+            affine[-1] = (weight * scale[:, None], bias * scale + shift)
+    (first, first_bias), *rest = [(w.astype(np.float32), b.astype(np.float32))
+                                  for w, b in affine]
+    units = model.config.pathway_units
+    return FoldedHead(first[:, :units], first[:, units:], first_bias, tuple(rest))
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (chapter 4)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -350,6 +433,39 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     model.load_state_dict(blob["state_dict"])
     model.metadata = blob["metadata"]
     return model.to(map_location).eval()
+
+
+def transfer_weights(model: AudioSheetNet, source: str | Path) -> list[str]:
+    """Initialise a model from another model's checkpoint wherever names and shapes agree
+    (chapter 4).
+
+    The convolutions of a pathway do not depend on the input's height, so a grand-staff
+    (piano) model can start from a one-staff (mono) model: every convolution, batch norm and
+    head layer is copied; the dense layer after the sheet pathway's flattening, whose input
+    size depends on the height, keeps its random initialisation.
+
+    Parameters
+    ----------
+    model : AudioSheetNet
+        The model to initialise (changed in place).
+    source : str or pathlib.Path
+        A checkpoint written by :func:`save_checkpoint`.
+
+    Returns
+    -------
+    list of str
+        The names of the state entries that were copied.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no checkpoint to initialise from")
+    theirs = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    ours = model.state_dict()
+    copied = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
+    if not copied:
+        raise ValueError(f"{path}: no parameter of this checkpoint fits the model")
+    model.load_state_dict({**ours, **copied})
+    return sorted(copied)
 
 
 def weights_path(kind: str, config_name: str = "light") -> Path:

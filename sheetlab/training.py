@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from sheetlab.dataset import Condition, PieceData, SnippetDataset, load_piece
 from sheetlab.models import (AudioSheetNet, ModelConfig, atomic_save, count_parameters,
-                             device, save_checkpoint)
+                             device, save_checkpoint, transfer_weights)
 from sheetlab.targets import (SPREAD, bucket_width, cross_entropy, localise, soft_targets,
                               softmax)
 
@@ -87,6 +87,10 @@ class TrainSettings:
         ``"cpu"``, ``"cuda"``, ...; None for :func:`sheetlab.models.device`.
     progress : bool
         Show tqdm progress bars.
+    init_from : str, optional
+        A checkpoint to start from instead of a random initialisation, wherever names and
+        shapes agree (:func:`sheetlab.models.transfer_weights`: e.g. the piano model from the
+        mono model).
     """
 
     epochs: int = 30
@@ -103,6 +107,7 @@ class TrainSettings:
     threads: int | None = None
     device: str | None = None
     progress: bool = True
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -393,7 +398,9 @@ def _train(train_pieces, valid_pieces, config: ModelConfig, settings: TrainSetti
     _check_inputs(valid_pieces, config, "validation")
     where = torch.device(settings.device) if settings.device else device()
     torch.manual_seed(settings.seed)
-    model = AudioSheetNet(config).to(where)
+    model = AudioSheetNet(config)
+    transferred = transfer_weights(model, settings.init_from) if settings.init_from else []
+    model = model.to(where)
     optimizer, scheduler = make_optimizer(model, settings)
     width = config.sheet_shape[1]
     train_set = SnippetDataset(train_pieces, width_px=width, seed=settings.seed)
@@ -408,6 +415,9 @@ def _train(train_pieces, valid_pieces, config: ModelConfig, settings: TrainSetti
             "n_valid_examples": len(valid_set), "model": config.as_dict(),
             "parameters": count_parameters(model), "settings": settings.as_dict(),
             "device": str(where), "threads": torch.get_num_threads(),
+            "init_from": settings.init_from and {
+                "sha256": hashlib.sha256(Path(settings.init_from).read_bytes()).hexdigest(),
+                "entries_copied": len(transferred)},
             "torch": torch.__version__}
     for epoch in range(len(run["history"]) + 1, settings.epochs + 1):
         start = time.perf_counter()

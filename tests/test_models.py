@@ -3,12 +3,14 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from sheetlab import models
 from sheetlab.models import (AudioSheetNet, ModelConfig, config, conv_output_size,
-                             count_parameters, load_checkpoint, load_pretrained, save_checkpoint)
+                             count_parameters, fold_head, load_checkpoint, load_pretrained,
+                             save_checkpoint)
 
 KINDS = {"mono": 40, "piano": 112}
 
@@ -75,8 +77,8 @@ def test_parameter_counts():
         for kind in KINDS:
             with torch.device("meta"):
                 counts[name, kind] = count_parameters(AudioSheetNet(config(name, kind)))
-    assert 0.5e6 < counts["light", "mono"] < 1e6
-    assert counts["light", "mono"] < counts["light", "piano"] < 2e6
+    assert 1e6 < counts["light", "mono"] < 2.5e6  # a few MB of float32 weights
+    assert counts["light", "mono"] < counts["light", "piano"] < 5e6
     assert 50e6 < counts["talk", "mono"] < counts["talk", "piano"]
 
 
@@ -108,6 +110,28 @@ def test_forward_is_head_of_features_in_eval_mode(light):
         assert torch.equal(light(sheet, spec), light(sheet, spec))  # eval mode: deterministic
         # one example at a time gives the same logits as the batch (batch norm uses running stats)
         torch.testing.assert_close(light(sheet[:1], spec[:1]), expected[:1])
+
+
+def test_folded_head_equals_the_eval_mode_head():
+    torch.manual_seed(1)
+    model = AudioSheetNet(dataclasses.replace(config("light", "mono"), dropout=0.3))
+    with torch.no_grad():  # batch norms with non-trivial statistics and affine parameters
+        for module in model.head_layers:
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.uniform_(-1, 1)
+                module.running_var.uniform_(0.5, 2)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    model.eval()
+    generator = torch.Generator().manual_seed(2)
+    sheet_feat, spec_feat = torch.rand(2, 5, model.config.pathway_units, generator=generator)
+    with torch.no_grad():
+        expected = model.head(sheet_feat, spec_feat).numpy()
+    head = fold_head(model)
+    got = head.logits(head.sheet_part(sheet_feat.numpy()), head.spec_part(spec_feat.numpy()))
+    assert got.shape == (5, model.config.n_buckets)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    assert np.abs(expected).max() > 0.1  # not a trivially small output
 
 
 def test_training_mode_uses_dropout():

@@ -137,7 +137,7 @@ def test_cli_train_writes_checkpoint_and_card(pieces, tmp_path, capsys, monkeypa
     assert code == 0 and f"model {out}" in capsys.readouterr().out
     card = json.loads(card_path(out).read_text())
     assert card["command"] == ("sheetlab train --kind mono --config light --epochs 1 "
-                               f"--batch-size 100 --optimizer adam --subset default "
+                               f"--batch-size 100 --optimizer adam --lr-step 10 --subset default "
                                f"--train-limit 2 --out {out} --threads 1 --seed 0")
     assert card["n_train_pieces"] == 2 and load_checkpoint(out).config == LIGHT
 
