@@ -462,7 +462,7 @@ def transfer_weights(model: AudioSheetNet, source: str | Path) -> list[str]:
     theirs = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     ours = model.state_dict()
     copied = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
-    if not copied:
+    if not set(copied) & {name for name, _ in model.named_parameters()}:
         raise ValueError(f"{path}: no parameter of this checkpoint fits the model")
     model.load_state_dict({**ours, **copied})
     return sorted(copied)

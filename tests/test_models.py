@@ -176,3 +176,29 @@ def test_pretrained_weights_load_from_the_weights_folder(tmp_path, monkeypatch, 
 
 def test_device_is_a_torch_device():
     assert models.device().type in ("cpu", "cuda")
+
+
+def test_transfer_weights_copies_what_fits(tmp_path):
+    torch.manual_seed(0)
+    mono = AudioSheetNet(config("light", "mono"))
+    save_checkpoint(tmp_path / "mono.pt", mono)
+    torch.manual_seed(1)
+    piano = AudioSheetNet(config("light", "piano"))
+    before = {k: v.clone() for k, v in piano.state_dict().items()}
+    copied = models.transfer_weights(piano, tmp_path / "mono.pt")
+    state, source = piano.state_dict(), mono.state_dict()
+    # the sheet pathway's dense layer reads a taller feature map: the only misfit
+    misfits = sorted(k for k in source if source[k].shape != state[k].shape)
+    assert misfits and all(k.startswith("sheet_pathway.") for k in misfits)
+    assert sorted(copied) == sorted(set(source) - set(misfits))
+    for k in state:
+        expected = source[k] if k in copied else before[k]
+        assert torch.equal(state[k], expected), k
+    with pytest.raises(FileNotFoundError, match="nothing.pt"):
+        models.transfer_weights(piano, tmp_path / "nothing.pt")
+    other = AudioSheetNet(dataclasses.replace(config("light", "mono"), name="narrow",
+                                              sheet_channels=(3, 5, 7), spec_channels=(3, 5, 7),
+                                              pathway_units=9, head_units=11, n_buckets=13))
+    save_checkpoint(tmp_path / "other.pt", other)
+    with pytest.raises(ValueError, match="other.pt"):
+        models.transfer_weights(piano, tmp_path / "other.pt")
