@@ -112,7 +112,7 @@ def _train_command(args: argparse.Namespace) -> str:
 
 def _train(args: argparse.Namespace) -> int:
     """``sheetlab train``: train a model on the corpus, writing checkpoint, card and state."""
-    from sheetlab.corpus import pieces
+    from sheetlab.corpus import composer_split, pieces
     from sheetlab.models import config, weights_path
     from sheetlab.training import TrainSettings, card_path, load_pieces, train
 
@@ -120,10 +120,22 @@ def _train(args: argparse.Namespace) -> int:
                              optimizer=args.optimizer, lr=args.lr,
                              lr_step_epochs=args.lr_step, seed=args.seed, threads=args.threads,
                              init_from=args.init_from)
-    train_data = load_pieces(pieces(args.kind, "train", args.train_limit, subset=args.subset),
-                             workers=args.workers)
-    valid_data = load_pieces(pieces(args.kind, "valid", args.valid_limit, subset=args.subset),
-                             workers=args.workers)
+    if args.composer:
+        if args.kind != "piano":
+            print("sheetlab train: --composer needs --kind piano", file=sys.stderr)
+            return 2
+        try:
+            split = composer_split(args.composer, subset=args.subset)
+        except ValueError as error:
+            print(f"sheetlab train: {error}", file=sys.stderr)
+            return 2
+        chosen = {"train": split["train"][:args.train_limit],
+                  "valid": split["valid"][:args.valid_limit]}
+    else:
+        chosen = {part: pieces(args.kind, part, limit, subset=args.subset)
+                  for part, limit in (("train", args.train_limit), ("valid", args.valid_limit))}
+    train_data = load_pieces(chosen["train"], workers=args.workers)
+    valid_data = load_pieces(chosen["valid"], workers=args.workers)
     out = Path(args.out) if args.out else weights_path(args.kind, args.config)
     try:
         history = train(train_data, valid_data, config(args.config, args.kind), settings, out,
@@ -160,6 +172,9 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                         help="divide the learning rate by 10 every this many epochs (default: 10)")
     parser.add_argument("--subset", choices=("default", "all"), default="default",
                         help="the default CPU-sized subset or the whole catalogue")
+    parser.add_argument("--composer", metavar="NAME", default=None,
+                        help="piano only: the composer split (train and validate on NAME's "
+                             "pieces, test on the other composers) instead of the default split")
     parser.add_argument("--train-limit", type=int, default=None,
                         help="at most this many training pieces (default: all of the subset)")
     parser.add_argument("--valid-limit", type=int, default=None,

@@ -148,3 +148,28 @@ def test_cli_train_reports_a_missing_resume_state(pieces, tmp_path, capsys, monk
     assert code == 1
     assert "x.pt.resume: no training state to resume from" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_cli_train_composer_split_chooses_the_composers_pieces(pieces, tmp_path, capsys,
+                                                              monkeypatch):
+    chosen = []
+
+    def fake_load(selection, **kwargs):
+        chosen.append(selection)
+        return pieces[len(chosen) - 1]
+
+    monkeypatch.setattr(sheetlab.training, "load_pieces", fake_load)
+    out = tmp_path / "piano-mozart.pt"
+    code = main(["train", "--kind", "mono", "--composer", "Mozart", "--out", str(out)])
+    assert code == 2 and "--composer needs --kind piano" in capsys.readouterr().err
+    code = main(["train", "--kind", "piano", "--composer", "Nobody", "--out", str(out)])
+    assert code == 2 and "no piano pieces by 'Nobody'" in capsys.readouterr().err
+    assert not chosen and not out.exists()
+    # the wiring: train and validation pieces are Mozart's (the mono pieces stand in for the
+    # data, so training stops at the kind check: the strips are one staff high)
+    code = main(["train", "--kind", "piano", "--composer", "Mozart", "--epochs", "1",
+                 "--out", str(out)])
+    assert code == 1 and "strip height 40 px" in capsys.readouterr().err
+    train, valid = chosen
+    assert train and valid and {p.composer for p in train + valid} == {"Mozart"}
+    assert {p.split for p in train} == {"train"} and {p.split for p in valid} == {"valid"}
