@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     source = setup_cell_source(*repository())
     stale = []
-    for path in chapters():
+    missing = [path for path in chapters() if not path.exists()]
+    for path in missing:
+        print(f"{path.relative_to(ROOT)}: named in _toc.yml but missing", file=sys.stderr)
+    for path in (p for p in chapters() if p.exists()):
         if args.fix:
             if fix(path, source):
                 print(f"updated {path.relative_to(ROOT)}")
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 stale.append(path)
     for path in stale:
         print(f"{path.relative_to(ROOT)}: setup cell differs from _config.yml (run --fix)")
-    return 1 if stale else 0
+    return 1 if stale or missing else 0
 
 
 if __name__ == "__main__":
