@@ -669,3 +669,34 @@ register(Exercise(
         Case(_grand_staff_piece(), note="a bar of chords in both hands, with asynchrony, shuffled"),
     ),
 ))
+
+
+# ---------------------------------------------------------------------------------------------
+# chapter 5: following a score
+
+register(Exercise(
+    name="tracking_ratio", chapter=5, reference="sheetlab.following:tracking_ratio",
+    description="tracking_ratio(errors_px, window_px): the share of a piece's onsets before the "
+                "follower is first lost, k / n with k the index of the first onset whose "
+                "absolute error exceeds window_px / 3 (an error of exactly a third is not "
+                "lost) and n the number of onsets; 1.0 if no onset is lost. errors_px (n,) "
+                "are the signed errors pred_x - true_x in score order.",
+    cases=(
+        Case((np.array([0.0, 5.0, -10.0, 20.0]), 390), note="never lost: the whole piece"),
+        Case((np.array([0.0, 4.0, -8.0, 200.0, 0.0, 0.0, 3.0, 1.0]), 390),
+             note="lost at onset 3 of 8: the three onsets before it count"),
+        Case((np.array([5.0, -3.0, -150.0, 2.0, 0.0]), 390),
+             note="lost behind the music: a negative error counts by its size"),
+        Case((np.array([0.0, 100.0, -100.0, 50.0, 101.0, 0.0]), 300),
+             note="an error of exactly a third (100 px of 300) is not lost; 101 px is"),
+        Case((np.array([0.0, 0.0, 200.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]), 390),
+             note="found again after the loss: what follows the first loss does not count"),
+        Case((np.array([0.0, 10.0, 150.0, 0.0]), 390),
+             note="150 px: more than a third (130 px) but less than half (195 px) of 390"),
+        Case((np.array([0.0, 150.0, 250.0, 0.0, 0.0]), 600),
+             note="a 600 px window: lost only above 200 px"),
+        Case((np.array([300.0, 0.0, 0.0]), 390), note="lost at the first onset: ratio 0"),
+        Case((np.array([0.0, 0.0, 0.0, 0.0, -140.0]), 390), note="lost at the last onset"),
+        Case((np.array([7.0]), 390), note="a single onset, not lost"),
+    ),
+))

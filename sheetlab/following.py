@@ -21,12 +21,13 @@ is the unrolled score, moving along it crosses system ends and page turns withou
 case; :meth:`Strip.to_page <sheetlab.engrave.Strip.to_page>` maps positions back onto the
 pages (:func:`sheetlab.widgets.follow_tracks`).
 
-The grid step is one bucket (10 px). The position then stays within half a bucket of the
-anchor, which matters little to a network trained on targets anywhere in the window; every
-window's buckets lie on one grid of the strip, so a perfect network's answer does not jitter
-as the window moves; and the strip needs one window per 10 px. That count matters: the sheet
-pathway costs about ten times the spectrogram pathway per input (a 112 × 390 window against a
-136 × 40 excerpt), and K. 545 has about 6.5 windows per second of music against 31.25 frames.
+The grid step is three buckets (30 px). The position then stays within 15 px of the anchor,
+which matters little to a network trained on targets anywhere in the window; because the step
+is a whole number of buckets, every window's buckets lie on one grid of the strip, so a perfect
+network's answer does not jitter as the window moves; and the strip needs one window per
+30 px. That count matters: a 112 × 390 window costs the sheet pathway about eight times what a
+136 × 40 excerpt costs the spectrogram pathway, and the piano pieces have a few windows per
+second of music at this step (about 6.5 at 10 px for K. 545) against 31.25 frames.
 
 The cost of a frame: the sheet window of frame ``t`` depends on the prediction at ``t - 1``,
 but the spectrogram excerpt does not depend on the window, and the windows all come from the
@@ -40,9 +41,9 @@ Metrics (:func:`onset_metrics`, :func:`summarise`), per onset, from the predicti
 frame: the absolute error in px and in staff spaces, the share within one bucket, the share
 whose predicted position maps back (through the piece's own onset-x-to-time curve) to within
 0.1 / 0.5 / 1.0 s of the onset, and the measures of the score-following game of Dorfer,
-Henkel and Widmer (ISMIR 2018): the **tracking ratio** (the share of the piece's onsets before
-the follower is first lost, lost meaning an error of more than a third of the window) and
-whether the piece was tracked to the end.
+Henkel and Widmer (ISMIR 2018): the **tracking ratio** (:func:`tracking_ratio`: the share of
+the piece's onsets before the follower is first lost, lost meaning an error of more than a
+third of the window) and whether the piece was tracked to the end.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ import torch
 from sheetlab.dataset import (CONTEXT_FRAMES, WINDOW_PX, PieceData, SnippetDataset, sheet_window,
                               spectrogram_excerpt)
 from sheetlab.engrave import EngraveSettings, Strip
+from sheetlab.models import AudioSheetNet, fold_head
 from sheetlab.spectrogram import FPS, frame_to_time
 from sheetlab.targets import N_BUCKETS, bucket_width, localise, softmax
 
@@ -65,8 +67,8 @@ from sheetlab.targets import N_BUCKETS, bucket_width, localise, softmax
 ANCHOR = 1 / 3
 """Where the current position is kept in the window, as a fraction of its width from the left."""
 
-GRID_PX = round(bucket_width(N_BUCKETS, WINDOW_PX))
-"""Step between the window positions of :func:`follow`, in strip px: one bucket (10 px)."""
+GRID_PX = 3 * round(bucket_width(N_BUCKETS, WINDOW_PX))
+"""Step between the window positions of :func:`follow`, in strip px: three buckets (30 px)."""
 
 SILENCE = 0.05
 """A frame whose loudest band is below this (``log10(1 + |X|)``) is silent: the position holds."""
@@ -80,10 +82,10 @@ TIME_TOLERANCES_S = (0.1, 0.5, 1.0)
 STAFF_SPACE_PX = EngraveSettings().strip_staff_space_px
 """Strip px per staff space of the default engraving (4 px)."""
 
-BATCH_SIZE = 256
+BATCH_SIZE = 64
 """Windows or excerpts per forward pass when features are computed in batches."""
 
-Predictor = Callable[[int, int], torch.Tensor]
+Predictor = Callable[[int, int], np.ndarray]
 """``predict(frame, grid_index) -> (1, B) logits`` for one frame and one grid window."""
 
 
@@ -345,7 +347,7 @@ def _follow(make_predictor: Callable[..., Predictor], model: torch.nn.Module, pi
             i = window_index(grid, x, anchor * width_px)
             window_left[t] = grid[i]
             if sounding[t]:
-                probs = softmax(predict(t, i).cpu().numpy())
+                probs = softmax(predict(t, i))
                 x = float(grid[i] + localise(probs, width_px)[0])
             frame_x[t] = x
     return FollowResult(piece.piece_id, frame_x[piece.onset_frame],
@@ -355,18 +357,22 @@ def _follow(make_predictor: Callable[..., Predictor], model: torch.nn.Module, pi
 
 def _cached_predictor(model: torch.nn.Module, piece: PieceData, grid: np.ndarray, width_px: int,
                       context_frames: int, *, batch_size: int) -> Predictor:
-    """Features of every grid window and every frame's excerpt up front; the head per call."""
+    """Both pathways in batches up front, for every grid window and every frame; per call only
+    the head. For an :class:`AudioSheetNet` the head is folded (:func:`fold_head`): its first
+    layer is applied in the batches too, and a call adds two rows and runs the small rest in
+    numpy; any other model's ``head`` runs per call."""
     n_frames = piece.spec.shape[1]
     device = _device(model)
     sheet = _features(model.sheet_features, len(grid), batch_size, device,
                       lambda i: _sheet_input(piece.strip, int(grid[i]), width_px))
     spec = _features(model.spec_features, n_frames, batch_size, device,
                      lambda t: _spec_input(piece.spec, t, context_frames))
-
-    def predict(frame: int, grid_index: int) -> torch.Tensor:
-        return model.head(sheet[grid_index:grid_index + 1], spec[frame:frame + 1])
-
-    return predict
+    if isinstance(model, AudioSheetNet):
+        head = fold_head(model)
+        sheet, spec = head.sheet_part(sheet), head.spec_part(spec)
+        return lambda frame, i: head.logits(sheet[i:i + 1], spec[frame:frame + 1])
+    sheet, spec = torch.from_numpy(sheet).to(device), torch.from_numpy(spec).to(device)
+    return lambda frame, i: model.head(sheet[i:i + 1], spec[frame:frame + 1]).cpu().numpy()
 
 
 def _naive_predictor(model: torch.nn.Module, piece: PieceData, grid: np.ndarray, width_px: int,
@@ -374,20 +380,20 @@ def _naive_predictor(model: torch.nn.Module, piece: PieceData, grid: np.ndarray,
     """The whole network on the frame's window and excerpt, per call."""
     device = _device(model)
 
-    def predict(frame: int, grid_index: int) -> torch.Tensor:
+    def predict(frame: int, grid_index: int) -> np.ndarray:
         sheet = _sheet_input(piece.strip, int(grid[grid_index]), width_px)
         spec = _spec_input(piece.spec, frame, context_frames)
-        return model(sheet[None].to(device), spec[None].to(device))
+        return model(sheet[None].to(device), spec[None].to(device)).cpu().numpy()
 
     return predict
 
 
 def _features(pathway: Callable[[torch.Tensor], torch.Tensor], n: int, batch_size: int,
-              device: torch.device, example: Callable[[int], torch.Tensor]) -> torch.Tensor:
-    """``(n, D)`` outputs of a pathway for examples ``0 .. n-1``, computed in batches."""
+              device: torch.device, example: Callable[[int], torch.Tensor]) -> np.ndarray:
+    """``(n, D) float32`` outputs of a pathway for examples ``0 .. n-1``, computed in batches."""
     batches = _batches(n, batch_size)
     return torch.cat([pathway(torch.stack([example(int(i)) for i in batch]).to(device))
-                      for batch in batches])
+                      for batch in batches]).cpu().numpy()
 
 
 def _sheet_input(strip: np.ndarray, left_px: int, width_px: int) -> torch.Tensor:
@@ -454,6 +460,38 @@ def position_to_time(x_px: np.ndarray, onset_x: np.ndarray, onset_s: np.ndarray)
     return np.interp(x_px, x[first], np.asarray(onset_s, dtype=np.float64)[first])
 
 
+def tracking_ratio(errors_px: np.ndarray, window_px: float = WINDOW_PX, *,
+                   lost_fraction: float = LOST_FRACTION) -> float:
+    """The share of a piece's onsets before the follower is first lost (chapter 5).
+
+    The measure of the score-following game of Dorfer, Henkel and Widmer (ISMIR 2018): the
+    follower is lost at the first onset whose absolute error exceeds ``lost_fraction`` of the
+    window (a third: the position has left the music the window shows ahead of it), and the
+    ratio counts the onsets before that one. What happens after the first loss does not count,
+    even if the follower finds its way back.
+
+    Parameters
+    ----------
+    errors_px : numpy.ndarray
+        ``(n_onsets,)`` signed errors ``pred_x - true_x`` of the onsets, in score order, px.
+    window_px : float
+        Window width in px.
+    lost_fraction : float
+        Lost at an error above ``lost_fraction * window_px`` (:data:`LOST_FRACTION`).
+
+    Returns
+    -------
+    float
+        ``k / n_onsets`` with ``k`` the index of the first onset with
+        ``|error| > lost_fraction * window_px``; 1.0 if there is none.
+    """
+    errors = np.asarray(errors_px, dtype=np.float64)
+    if errors.ndim != 1 or len(errors) == 0:
+        raise ValueError(f"errors_px must be a non-empty (n_onsets,) array, got {errors.shape}")
+    lost = np.abs(errors) > lost_fraction * window_px
+    return float(np.argmax(lost) / len(lost)) if lost.any() else 1.0
+
+
 def onset_metrics(pred_x: np.ndarray, true_x: np.ndarray, onset_s: np.ndarray, *,
                   window_px: int = WINDOW_PX, n_buckets: int = N_BUCKETS,
                   staff_space_px: float = STAFF_SPACE_PX) -> dict[str, float]:
@@ -482,9 +520,9 @@ def onset_metrics(pred_x: np.ndarray, true_x: np.ndarray, onset_s: np.ndarray, *
         ``median_error_ss`` (absolute errors in px and staff spaces); ``within_bucket`` (share
         with an error below one bucket width); ``within_0.1s``, ``within_0.5s``, ``within_1s``
         (share whose predicted x maps, by :func:`position_to_time`, to within that time of
-        the onset); ``tracking_ratio`` (share of onsets before the first one with an error
-        above the lost threshold; 1 if there is none) and ``tracked_to_end`` (1.0 if no
-        onset is lost, else 0.0).
+        the onset); ``tracking_ratio`` (:func:`tracking_ratio`: share of onsets before the
+        first one with an error above the lost threshold; 1 if there is none) and
+        ``tracked_to_end`` (1.0 if no onset is lost, else 0.0).
     """
     pred_x, true_x = np.asarray(pred_x, dtype=np.float64), np.asarray(true_x, dtype=np.float64)
     if pred_x.shape != true_x.shape or pred_x.ndim != 1 or len(pred_x) == 0:
@@ -492,7 +530,6 @@ def onset_metrics(pred_x: np.ndarray, true_x: np.ndarray, onset_s: np.ndarray, *
                          f"got {pred_x.shape} and {true_x.shape}")
     error = np.abs(pred_x - true_x)
     time_error = np.abs(position_to_time(pred_x, true_x, onset_s) - onset_s)
-    lost = error > LOST_FRACTION * window_px
     metrics = {
         "n_onsets": len(error),
         "mean_error_px": float(error.mean()),
@@ -503,8 +540,8 @@ def onset_metrics(pred_x: np.ndarray, true_x: np.ndarray, onset_s: np.ndarray, *
     }
     for tolerance in TIME_TOLERANCES_S:
         metrics[f"within_{tolerance:g}s"] = float(np.mean(time_error <= tolerance))
-    metrics["tracking_ratio"] = float(np.argmax(lost) / len(lost) if lost.any() else 1.0)
-    metrics["tracked_to_end"] = float(not lost.any())
+    metrics["tracking_ratio"] = tracking_ratio(pred_x - true_x, window_px)
+    metrics["tracked_to_end"] = float(metrics["tracking_ratio"] == 1.0)  # no onset is lost
     return metrics
 
 

@@ -338,3 +338,59 @@ WRONG["page_to_strip_x"] = [page_to_strip_x_no_origin, page_to_strip_x_scales_st
 WRONG["correspondences"] = [correspondences_mean_onset, correspondences_per_note,
                             correspondences_truncated_frames, correspondences_first_listed_x,
                             correspondences_by_performed_onset, correspondences_float_frames]
+
+
+# --- chapter 5: tracking_ratio -----------------------------------------------------------------
+
+
+def tracking_ratio_counts_lost_onset(errors_px, window_px):
+    """Off by one: counts the onset at which the follower is lost as tracked."""
+    lost = np.abs(np.asarray(errors_px)) > window_px / 3
+    return (np.argmax(lost) + 1) / len(lost) if lost.any() else 1.0
+
+
+def tracking_ratio_at_least(errors_px, window_px):
+    """>= instead of >: an error of exactly a third of the window counts as lost."""
+    lost = np.abs(np.asarray(errors_px)) >= window_px / 3
+    return np.argmax(lost) / len(lost) if lost.any() else 1.0
+
+
+def tracking_ratio_signed(errors_px, window_px):
+    """The signed error: a follower that falls behind (negative error) is never lost."""
+    lost = np.asarray(errors_px) > window_px / 3
+    return np.argmax(lost) / len(lost) if lost.any() else 1.0
+
+
+def tracking_ratio_share_not_lost(errors_px, window_px):
+    """The share of all onsets that are not lost, instead of those before the first loss."""
+    return float(np.mean(np.abs(np.asarray(errors_px)) <= window_px / 3))
+
+
+def tracking_ratio_zero_if_never_lost(errors_px, window_px):
+    """np.argmax of an all-False array is 0: a follower that is never lost scores 0."""
+    lost = np.abs(np.asarray(errors_px)) > window_px / 3
+    return np.argmax(lost) / len(lost)
+
+
+def tracking_ratio_half_window(errors_px, window_px):
+    """Lost at half the window instead of a third."""
+    lost = np.abs(np.asarray(errors_px)) > window_px / 2
+    return np.argmax(lost) / len(lost) if lost.any() else 1.0
+
+
+def tracking_ratio_fixed_window(errors_px, window_px):
+    """Ignores the window_px argument: always the book's 390 px window."""
+    lost = np.abs(np.asarray(errors_px)) > 390 / 3
+    return np.argmax(lost) / len(lost) if lost.any() else 1.0
+
+
+def tracking_ratio_count(errors_px, window_px):
+    """The number of onsets before the first loss, not divided by the number of onsets."""
+    lost = np.abs(np.asarray(errors_px)) > window_px / 3
+    return float(np.argmax(lost)) if lost.any() else float(len(lost))
+
+
+WRONG["tracking_ratio"] = [tracking_ratio_counts_lost_onset, tracking_ratio_at_least,
+                           tracking_ratio_signed, tracking_ratio_share_not_lost,
+                           tracking_ratio_zero_if_never_lost, tracking_ratio_half_window,
+                           tracking_ratio_fixed_window, tracking_ratio_count]

@@ -1,0 +1,535 @@
+"""Temporal context II: a hidden Markov model over the unrolled score (chapter 8).
+
+The frame-wise follower of chapter 5 (:func:`sheetlab.following.follow`) trusts every frame's
+prediction: one wrong frame moves its window, and a window without the music in it cannot be
+corrected. A hidden Markov model keeps a *belief*, a probability distribution over where in the
+score the music is, and combines two sources of knowledge frame by frame:
+
+* **states**: cells of the unrolled score one bucket wide (:data:`STATE_PX` = 10 px, the
+  network's bucket width). State ``s`` covers strip x ``[10 s, 10 (s + 1))``, centre
+  ``10 s + 5``; a strip ``W`` px wide has ``ceil(W / 10)`` states (:func:`n_states`).
+* **transitions** (the tempo prior, :class:`HMMSettings`, :func:`transition_kernel`): from one
+  frame to the next the music stays where it is, moves forward by ``k = 1 .. max_jump`` states
+  (every size equally likely), or moves back by one state (chords whose mean x is a little
+  left of the previous onset; and the way back after running ahead). The probability of moving
+  forward is set so that the expected advance per frame is the prior tempo
+  ``speed_px_s / fps`` px. The transition matrix is a band: the prediction step
+  (:func:`predict`) is a convolution with ``max_jump + 2`` taps, never an
+  ``n_states × n_states`` matrix. Mass that would leave the strip stays at its first or last
+  state. By default ``max_jump`` is 1: ten px a frame (312 px/s) is far faster than the
+  pieces of the corpus move, and larger jumps let the belief follow the network's confident
+  mistakes (with the shipped folk-song weights they lowered the tracking ratio on held-out
+  songs). The price: a wide gap between two onsets, such as the clef and key signature at the
+  start of a system, takes the belief a few frames to cross.
+* **emissions** (:func:`emission`): the network of chapter 4 says, for one sheet window and the
+  spectrogram excerpt ending at the frame, a soft-max over its 39 buckets. The follower's
+  window grid (:func:`sheetlab.following.window_grid`, every 30 px: three states) keeps the
+  windows' buckets on the states, so bucket ``b`` of the window at ``left`` is the state that
+  holds its centre, ``(left + 10 b + 5) // 10``. A state seen by several windows gets the
+  **mean** of their probabilities. The two buckets at each inner edge of a window do not count
+  (``edge_buckets``): the network learnt with its targets at least 20 px inside the window, and
+  a window that does not show the music tends to pile its mass on the edge towards it. Every
+  state gets a small **floor** added, so that a frame on which the network is wrong scales the
+  belief at the true state down by about ``floor`` (the next right frame restores it) instead
+  of wiping it out; a state no evaluated window covers gets the floor alone.
+* **the band**: only ``n_windows`` consecutive grid windows are evaluated per frame, around the
+  window that shows the predicted MAP state at ``anchor`` of its width. The sheet features of
+  every grid window and the spectrogram features of every frame are computed once, in
+  batches, by the predictor of :func:`sheetlab.following.follow`, so a frame costs
+  ``n_windows`` one-row passes of the merging head. (One row at a time, not one
+  ``n_windows``-row product: on two busy cores a small matrix product that the BLAS library
+  splits over threads was many times slower than the one-row products.)
+
+**Forward filtering** (:func:`track`, :func:`forward_filter`): the belief starts with all its
+mass on state 0, the beginning of the score. Every sounding frame is predicted
+(:func:`predict`), weighted by its emission and normalised (:func:`update`); a silent frame
+(:func:`sheetlab.following.sounding_frames` false: before, between and after the notes)
+**holds** the belief, as :func:`follow` holds its position: the network's target, the newest
+onset, does not move in silence, and drifting with the tempo prior through a long silence
+would only blur the belief. The tracked position of a frame is the belief's mean
+(``estimate="mean"``, the default: slightly smaller errors on held-out songs) or the centre of
+the most probable state (``"map"``). A frame costs
+``O(n_states × max_jump)`` for the prediction, ``O(n_states)`` for the update and the
+estimate, and the head on ``n_windows`` windows: nothing depends on the number of frames, and
+the frame is finished before the next one is read (online).
+
+The result is a :class:`~sheetlab.following.FollowResult` (an :class:`HMMResult`), so the
+metrics of chapter 5 (:func:`~sheetlab.following.onset_metrics`,
+:func:`~sheetlab.following.summarise`) and the cursors of
+:func:`sheetlab.widgets.follow_tracks` work unchanged; :func:`jitter` measures how much the
+tracked position wanders back and forth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+import numpy as np
+import torch
+
+from sheetlab.dataset import CONTEXT_FRAMES, WINDOW_PX, PieceData
+from sheetlab.following import (ANCHOR, BATCH_SIZE, GRID_PX, SILENCE, FollowResult,
+                                _cached_predictor, _evaluating, sounding_frames, window_grid,
+                                window_index)
+from sheetlab.spectrogram import FPS, frame_to_time
+from sheetlab.targets import N_BUCKETS, bucket_width, softmax
+
+STATE_PX = round(bucket_width(N_BUCKETS, WINDOW_PX))
+"""Width of one state in strip px: one bucket of the default window (10 px)."""
+
+ESTIMATES = ("map", "mean")
+"""The tracked positions :func:`track` can report: most probable state or expected x."""
+
+@dataclass(frozen=True)
+class HMMSettings:
+    """The tempo prior, the emission floor and the evaluated windows of :func:`track`
+    (chapter 8).
+
+    Attributes
+    ----------
+    speed_px_s : float
+        Prior tempo: the expected advance along the strip, px per second (the pieces of the
+        corpus move at about 25-70 px/s, median ≈ 35 px/s).
+    max_jump : int
+        Largest forward move in one frame, in states (>= 1); the moves of ``1 .. max_jump``
+        states are equally likely.
+    back : float
+        Probability of moving one state back in a frame, in ``[0, 1)``.
+    floor : float
+        Added to every state's emission (> 0): how much a state the network rules out, or that
+        no evaluated window covers, keeps of its belief.
+    n_windows : int
+        Consecutive grid windows evaluated per sounding frame (>= 1).
+    edge_buckets : int
+        Buckets at each edge of a window that the emission ignores, except at the ends of the
+        strip (>= 0). The network learnt with its targets at least 20 px (two buckets) inside
+        the window (:class:`~sheetlab.dataset.SnippetDataset`), so where it puts its mass on an
+        edge bucket it mostly means "further that way", not "here".
+    anchor : float
+        The middle one of the evaluated windows shows the predicted MAP state at this fraction
+        of its width from its left edge, in ``[0, 1)`` (as :func:`sheetlab.following.follow`'s
+        window).
+    """
+
+    speed_px_s: float = 40.0
+    max_jump: int = 1
+    back: float = 0.01
+    floor: float = 1e-3
+    n_windows: int = 3
+    edge_buckets: int = 2
+    anchor: float = ANCHOR
+
+    def __post_init__(self) -> None:
+        checks = [(self.speed_px_s > 0, f"speed_px_s must be > 0 px/s, got {self.speed_px_s}"),
+                  (self.max_jump >= 1, f"max_jump must be >= 1 state, got {self.max_jump}"),
+                  (0 <= self.back < 1, f"back must be a probability in [0, 1), got {self.back}"),
+                  (self.floor > 0, f"floor must be > 0, got {self.floor}"),
+                  (self.n_windows >= 1, f"n_windows must be >= 1, got {self.n_windows}"),
+                  (self.edge_buckets >= 0, f"edge_buckets must be >= 0, got "
+                                           f"{self.edge_buckets}"),
+                  (0 <= self.anchor < 1, f"anchor must be in [0, 1), got {self.anchor}")]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+@dataclass
+class HMMResult(FollowResult):
+    """What :func:`track` did on one piece: a :class:`~sheetlab.following.FollowResult` and,
+    on request, the belief (chapter 8).
+
+    Attributes
+    ----------
+    belief : numpy.ndarray or None
+        ``(n_frames, n_states) float32`` the filtered belief after each frame (rows sum to 1),
+        or None unless :func:`track` was asked to keep it.
+
+    ``frame_x`` is the tracked position after each frame and ``window_left`` the window that
+    shows the most probable state at the anchor (:class:`HMMSettings`), predicted before a
+    sounding frame (the middle one of the windows evaluated) or held through a silent one.
+    """
+
+    belief: np.ndarray | None = None
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def n_states(strip_width_px: int) -> int:
+    """Number of states of a strip (chapter 8).
+
+    Parameters
+    ----------
+    strip_width_px : int
+        Width of the strip in px.
+
+    Returns
+    -------
+    int
+        ``ceil(strip_width_px / STATE_PX)`` (at least 1).
+    """
+    if strip_width_px < 1:
+        raise ValueError(f"the strip must be at least 1 px wide, got {strip_width_px}")
+    return ceil(strip_width_px / STATE_PX)
+
+
+def state_centres(count: int) -> np.ndarray:
+    """Strip x of the states' centres (chapter 8).
+
+    Parameters
+    ----------
+    count : int
+        Number of states.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(count,) float64`` ``(s + 1/2) * STATE_PX`` in px.
+    """
+    return (np.arange(count) + 0.5) * STATE_PX
+
+
+def transition_kernel(settings: HMMSettings, fps: float = FPS) -> np.ndarray:
+    """The tempo prior as the probability of each step per frame (chapter 8).
+
+    Each forward move of ``k = 1 .. max_jump`` states has probability ``p_move / max_jump``;
+    ``p_move`` makes the expected advance ``speed_px_s / fps / STATE_PX`` states per frame
+    (net of the step back). What is left after moving forward or back is the probability of
+    staying.
+
+    Parameters
+    ----------
+    settings : HMMSettings
+        The prior.
+    fps : float
+        Frames per second.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(max_jump + 2,) float64``: entry ``j`` is the probability of a step of ``j - 1``
+        states (entry 0: one back, entry 1: stay, entry ``k + 1``: ``k`` forward); sums to 1.
+
+    Raises
+    ------
+    ValueError
+        If the prior tempo needs more than certain movement (raise ``max_jump`` or lower
+        ``speed_px_s``).
+    """
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    advance = settings.speed_px_s / fps / STATE_PX  # expected states per frame
+    p_move = (advance + settings.back) / ((settings.max_jump + 1) / 2)  # mean move: (1 + max) / 2
+    if p_move + settings.back > 1:
+        raise ValueError(
+            f"a prior tempo of {settings.speed_px_s} px/s ({advance:.2f} states per frame at "
+            f"{fps} fps) needs forward moves of probability {p_move:.2f} per frame, more than "
+            f"1 - back = {1 - settings.back}: raise max_jump or lower speed_px_s")
+    forward = np.full(settings.max_jump, p_move / settings.max_jump)
+    return np.concatenate([[settings.back, 1 - settings.back - p_move], forward])
+
+
+def predict(belief: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """The prediction step: the belief one frame later under the tempo prior (chapter 8).
+
+    ``prior[s] = sum_d belief[s - d] P(step d)``: a convolution with the kernel, in
+    ``O(n_states × len(kernel))``. Mass that would move before the first state or past the
+    last one stays there.
+
+    Parameters
+    ----------
+    belief : numpy.ndarray
+        ``(n_states,)`` probabilities.
+    kernel : numpy.ndarray
+        ``(max_jump + 2,)`` step probabilities, entry ``j`` for a step of ``j - 1`` states
+        (:func:`transition_kernel`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_states,) float64``, with the same sum as ``belief``.
+    """
+    spread = np.convolve(belief, kernel)  # spread[s + 1]: mass arriving at state s
+    count = len(belief)
+    prior = spread[1:count + 1].copy()
+    prior[0] += spread[0]
+    prior[-1] += spread[count + 1:].sum()
+    return prior
+
+
+def update(prior: np.ndarray, likelihood: np.ndarray) -> np.ndarray:
+    """The update step: weight the predicted belief by the emission and normalise (chapter 8).
+
+    Parameters
+    ----------
+    prior : numpy.ndarray
+        ``(n_states,)`` predicted belief (:func:`predict`).
+    likelihood : numpy.ndarray
+        ``(n_states,)`` positive emission of the frame (:func:`emission`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_states,) float64`` the filtered belief, summing to 1.
+    """
+    posterior = prior * likelihood
+    return posterior / posterior.sum()
+
+
+def start_belief(count: int) -> np.ndarray:
+    """The belief before the first frame: all mass on state 0, the beginning of the score
+    (chapter 8).
+
+    Parameters
+    ----------
+    count : int
+        Number of states.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(count,) float64`` one-hot on state 0.
+    """
+    belief = np.zeros(count)
+    belief[0] = 1.0
+    return belief
+
+
+def forward_filter(likelihoods: np.ndarray, kernel: np.ndarray,
+                   initial: np.ndarray) -> np.ndarray:
+    """Forward filtering of a whole sequence of emissions (chapter 8).
+
+    The loop of :func:`track` without the network: for every frame :func:`predict`, then
+    :func:`update`.
+
+    Parameters
+    ----------
+    likelihoods : numpy.ndarray
+        ``(n_frames, n_states)`` positive emission of every frame.
+    kernel : numpy.ndarray
+        ``(max_jump + 2,)`` step probabilities (:func:`transition_kernel`).
+    initial : numpy.ndarray
+        ``(n_states,)`` belief before the first frame (e.g. :func:`start_belief`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_frames, n_states) float64`` the filtered belief after each frame.
+    """
+    likelihoods = np.asarray(likelihoods, dtype=np.float64)
+    if likelihoods.ndim != 2 or likelihoods.shape[1] != len(initial):
+        raise ValueError(f"likelihoods must be (n_frames, {len(initial)}), "
+                         f"got {likelihoods.shape}")
+    beliefs = np.empty_like(likelihoods)
+    belief = np.asarray(initial, dtype=np.float64)
+    for t, likelihood in enumerate(likelihoods):
+        belief = beliefs[t] = update(predict(belief, kernel), likelihood)
+    return beliefs
+
+
+def emission(probs: np.ndarray, left_px: np.ndarray, count: int, floor: float,
+             edge_buckets: int = 0) -> np.ndarray:
+    """The emission over all states from the bucket probabilities of some windows (chapter 8).
+
+    Bucket ``b`` of the window at ``left_px[k]`` is the state that holds its centre,
+    ``(left_px[k] + (b + 1/2) STATE_PX) // STATE_PX`` (clipped to the last state for a window
+    that reaches past the strip). The ``edge_buckets`` first and last buckets of a window do
+    not count, except the first ones of a window at the strip's start and the last ones of a
+    window that reaches its end. A state gets the mean probability of the windows that cover
+    it with a bucket that counts, plus ``floor``; any other state gets ``floor``.
+
+    Parameters
+    ----------
+    probs : numpy.ndarray
+        ``(K, B)`` bucket probabilities (soft-max of the network's outputs) of ``K`` windows
+        of ``B`` buckets of :data:`STATE_PX` px.
+    left_px : numpy.ndarray
+        ``(K,)`` strip x of the windows' left edges, px.
+    count : int
+        Number of states.
+    floor : float
+        Added to every state (> 0).
+    edge_buckets : int
+        Buckets ignored at each inner edge of a window, ``0 <= edge_buckets < B / 2``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(count,) float64`` positive likelihood (not normalised).
+    """
+    n_buckets = probs.shape[1]
+    if not 0 <= 2 * edge_buckets < n_buckets:
+        raise ValueError(f"edge_buckets must be in [0, {n_buckets} / 2), got {edge_buckets}")
+    left = np.asarray(left_px, dtype=np.float64)[:, None]
+    states = np.minimum((left + state_centres(n_buckets)) // STATE_PX, count - 1).astype(np.int64)
+    counts = np.ones(states.shape)  # 1 where a bucket counts, 0 at the inner edges
+    counts[:, :edge_buckets] = left <= 0
+    counts[:, n_buckets - edge_buckets:] = states[:, -1:] >= count - 1
+    lo = states.min()
+    total = np.bincount(states.ravel() - lo, weights=np.ravel(probs * counts))
+    covered = np.bincount(states.ravel() - lo, weights=counts.ravel())  # windows per state
+    likelihood = np.full(count, float(floor))
+    likelihood[lo:lo + len(total)] += np.divide(total, covered, out=np.zeros(len(total)),
+                                                where=covered > 0)
+    return likelihood
+
+
+def estimate_x(belief: np.ndarray, estimate: str = "map") -> float:
+    """The tracked position of a belief (chapter 8).
+
+    Parameters
+    ----------
+    belief : numpy.ndarray
+        ``(n_states,)`` probabilities.
+    estimate : {"map", "mean"}
+        ``"map"``: the centre of the most probable state; ``"mean"``: the expected centre.
+
+    Returns
+    -------
+    float
+        Strip x in px.
+    """
+    if estimate == "map":
+        return (int(np.argmax(belief)) + 0.5) * STATE_PX
+    if estimate == "mean":
+        return float(belief @ state_centres(len(belief)))
+    raise ValueError(f"unknown estimate {estimate!r}; known: {', '.join(ESTIMATES)}")
+
+
+# --------------------------------------------------------------------------- tracking
+
+
+def track(model: torch.nn.Module, piece: PieceData, settings: HMMSettings = HMMSettings(), *,
+          estimate: str = "mean", keep_belief: bool = False, width_px: int = WINDOW_PX,
+          context_frames: int = CONTEXT_FRAMES, grid_px: int = GRID_PX,
+          silence: float = SILENCE, fps: float = FPS,
+          batch_size: int = BATCH_SIZE) -> HMMResult:
+    """Track a whole performance in the unrolled score with the HMM's forward filter
+    (chapter 8).
+
+    The model, the windows and the features are those of :func:`sheetlab.following.follow`;
+    the module docstring describes the states, the tempo prior, the emission and the loop.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A network with ``sheet_features``, ``spec_features`` and ``head`` as for
+        :func:`~sheetlab.following.follow` (an :class:`~sheetlab.models.AudioSheetNet` runs its
+        head folded, :func:`~sheetlab.models.fold_head`); run in eval mode. Its buckets must
+        be :data:`STATE_PX` wide (``width_px / B``).
+    piece : PieceData
+        The piece: its spectrogram is tracked in its strip.
+    settings : HMMSettings
+        Tempo prior, emission floor and evaluated windows.
+    estimate : {"map", "mean"}
+        The tracked position: centre of the most probable state, or expected position.
+    keep_belief : bool
+        Also return the belief after every frame (``(n_frames, n_states) float32``).
+    width_px : int
+        Window width in px.
+    context_frames : int
+        Spectrogram frames per excerpt (the excerpt of frame ``t`` ends at ``t``).
+    grid_px : int
+        Step between the window positions in px (a multiple of :data:`STATE_PX` keeps the
+        windows' buckets on the states).
+    silence : float
+        Frames quieter than this hold the belief (:func:`~sheetlab.following.sounding_frames`).
+    fps : float
+        Frames per second of the piece's spectrogram.
+    batch_size : int
+        Windows or excerpts per forward pass of a pathway.
+
+    Returns
+    -------
+    HMMResult
+        Positions at every frame and at the onsets, the windows used, and the belief if asked.
+    """
+    if estimate not in ESTIMATES:
+        raise ValueError(f"unknown estimate {estimate!r}; known: {', '.join(ESTIMATES)}")
+    strip_width = piece.strip.shape[1]
+    grid = window_grid(strip_width, width_px, grid_px)
+    count = n_states(strip_width)
+    kernel = transition_kernel(settings, fps)
+    sounding = sounding_frames(piece.spec, silence)
+    n_frames = piece.spec.shape[1]
+    frame_x = np.empty(n_frames)
+    window_left = np.empty(n_frames, dtype=np.int64)
+    beliefs = np.empty((n_frames, count), dtype=np.float32) if keep_belief else None
+    belief = start_belief(count)
+    anchor_px = settings.anchor * width_px
+    with _evaluating(model):
+        predictor = _cached_predictor(model, piece, grid, width_px, context_frames,
+                                      batch_size=batch_size)
+        for t in range(n_frames):
+            if sounding[t]:
+                prior = predict(belief, kernel)
+                middle = window_index(grid, estimate_x(prior), anchor_px)
+                band = _band(middle, len(grid), settings.n_windows)
+                logits = np.concatenate([predictor(t, i) for i in band])
+                probs = _bucket_probs(logits, width_px)
+                likelihood = emission(probs, grid[band.start:band.stop], count, settings.floor,
+                                      settings.edge_buckets)
+                belief = update(prior, likelihood)
+            else:
+                middle = window_index(grid, estimate_x(belief), anchor_px)
+            window_left[t] = grid[middle]
+            frame_x[t] = estimate_x(belief, estimate)
+            if beliefs is not None:
+                beliefs[t] = belief
+    return HMMResult(piece.piece_id, frame_x[piece.onset_frame], piece.onset_x.astype(np.float64),
+                     frame_to_time(piece.onset_frame, fps), width_px, frame_x, window_left, fps,
+                     strip_width, beliefs)
+
+
+def _band(middle: int, n_grid: int, n_windows: int) -> range:
+    """``n_windows`` consecutive grid indices around ``middle``, shifted to stay on the grid
+    (all of them if the grid has fewer)."""
+    start = min(max(middle - (n_windows - 1) // 2, 0), max(n_grid - n_windows, 0))
+    return range(start, min(start + n_windows, n_grid))
+
+
+def _bucket_probs(logits: np.ndarray, width_px: int) -> np.ndarray:
+    """``(K, B)`` soft-max of the logits, after checking that the buckets are states."""
+    if logits.shape[1] * STATE_PX != width_px:
+        raise ValueError(f"the HMM's states are {STATE_PX} px wide: a window of {width_px} px "
+                         f"needs {width_px / STATE_PX:g} buckets, but the network gives "
+                         f"{logits.shape[1]}")
+    return softmax(logits)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def jitter(result: FollowResult, sounding: np.ndarray | None = None) -> float:
+    """How much a follower's position wanders back and forth, in px per frame (chapter 8).
+
+    The excess travel: the distance the position covers from frame to frame minus its net
+    progress, ``(sum |dx| - |sum dx|) / n``, over the ``n`` frame-to-frame changes into the
+    frames considered. A follower that only moves forward (or only back) has none; a
+    detour of ``d`` px and back adds ``2 d``.
+
+    Parameters
+    ----------
+    result : FollowResult
+        What a follower did (:func:`track`, :func:`sheetlab.following.follow`).
+    sounding : numpy.ndarray, optional
+        ``(n_frames,) bool``: count only the changes into these frames (e.g.
+        :func:`~sheetlab.following.sounding_frames` of the piece's spectrogram); all frames
+        if None.
+
+    Returns
+    -------
+    float
+        Excess travel per frame change, px (0 for fewer than two frames).
+    """
+    x = np.asarray(result.frame_x, dtype=np.float64)
+    step = np.diff(x)
+    if sounding is not None:
+        sounding = np.asarray(sounding, dtype=bool)
+        if sounding.shape != x.shape:
+            raise ValueError(f"sounding must be ({len(x)},) like frame_x, got {sounding.shape}")
+        step = step[sounding[1:]]
+    if len(step) == 0:
+        return 0.0
+    return float((np.abs(step).sum() - abs(step.sum())) / len(step))
