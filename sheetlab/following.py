@@ -188,7 +188,7 @@ def localise_onsets(model: torch.nn.Module, piece: PieceData, *, random_offset: 
     examples = SnippetDataset([piece], width_px, context_frames, margin_px, random_offset, seed)
     device = _device(model)
     pred = []
-    with _evaluating(model):
+    with evaluating(model):
         for batch in _batches(len(examples), batch_size):
             sheet, spec, target = (torch.stack(t) for t in zip(*(examples[i] for i in batch)))
             logits = model(sheet.to(device), spec.to(device)).cpu().numpy()
@@ -312,7 +312,7 @@ def follow(model: torch.nn.Module, piece: PieceData, *, width_px: int = WINDOW_P
     FollowResult
         Positions at every frame and at the onsets, and the windows used.
     """
-    return _follow(partial(_cached_predictor, batch_size=batch_size), model, piece, width_px,
+    return _follow(partial(cached_predictor, batch_size=batch_size), model, piece, width_px,
                    context_frames, grid_px, anchor, silence, fps)
 
 
@@ -341,7 +341,7 @@ def _follow(make_predictor: Callable[..., Predictor], model: torch.nn.Module, pi
     frame_x = np.empty(n_frames)
     window_left = np.empty(n_frames, dtype=np.int64)
     x = 0.0  # the beginning of the score
-    with _evaluating(model):
+    with evaluating(model):
         predict = make_predictor(model, piece, grid, width_px, context_frames)
         for t in range(n_frames):
             i = window_index(grid, x, anchor * width_px)
@@ -355,9 +355,11 @@ def _follow(make_predictor: Callable[..., Predictor], model: torch.nn.Module, pi
                         width_px, frame_x, window_left, fps, piece.strip.shape[1])
 
 
-def _cached_predictor(model: torch.nn.Module, piece: PieceData, grid: np.ndarray, width_px: int,
-                      context_frames: int, *, batch_size: int) -> Predictor:
-    """Both pathways in batches up front, for every grid window and every frame; per call only
+def cached_predictor(model: torch.nn.Module, piece: PieceData, grid: np.ndarray, width_px: int,
+                     context_frames: int, *, batch_size: int) -> Predictor:
+    """The predictor of :func:`follow` (and of :func:`sheetlab.hmm.track`), chapters 5 and 8.
+
+    Both pathways in batches up front, for every grid window and every frame; per call only
     the head. For an :class:`AudioSheetNet` the head is folded (:func:`fold_head`): its first
     layer is applied in the batches too, and a call adds two rows and runs the small rest in
     numpy; any other model's ``head`` runs per call."""
@@ -419,8 +421,9 @@ def _device(model: torch.nn.Module) -> torch.device:
 
 
 @contextmanager
-def _evaluating(model: torch.nn.Module) -> Iterator[None]:
-    """Eval mode and no autograd for the block; the model's mode is restored afterwards."""
+def evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode and no autograd for the block; the model's mode is restored afterwards
+    (chapters 5 and 8)."""
     was_training = model.training
     model.eval()
     try:
@@ -578,6 +581,40 @@ def summarise(results: Sequence[OnsetPredictions],
             total[key] = overall.get(key, float(np.average([row[key] for row in rows],
                                                            weights=counts)))
     return rows + [total]
+
+
+def jitter(result: FollowResult, sounding: np.ndarray | None = None) -> float:
+    """How much a follower's position wanders back and forth, in px per frame (chapters 5 and 8).
+
+    The excess travel: the distance the position covers from frame to frame minus its net
+    progress, ``(sum |dx| - |sum dx|) / n``, over the ``n`` frame-to-frame changes into the
+    frames considered. A follower that only moves forward (or only back) has none; a
+    detour of ``d`` px and back adds ``2 d``.
+
+    Parameters
+    ----------
+    result : FollowResult
+        What a follower did (:func:`follow`, :func:`sheetlab.hmm.track`).
+    sounding : numpy.ndarray, optional
+        ``(n_frames,) bool``: count only the changes into these frames (e.g.
+        :func:`sounding_frames` of the piece's spectrogram); all frames
+        if None.
+
+    Returns
+    -------
+    float
+        Excess travel per frame change, px (0 for fewer than two frames).
+    """
+    x = np.asarray(result.frame_x, dtype=np.float64)
+    step = np.diff(x)
+    if sounding is not None:
+        sounding = np.asarray(sounding, dtype=bool)
+        if sounding.shape != x.shape:
+            raise ValueError(f"sounding must be ({len(x)},) like frame_x, got {sounding.shape}")
+        step = step[sounding[1:]]
+    if len(step) == 0:
+        return 0.0
+    return float((np.abs(step).sum() - abs(step.sum())) / len(step))
 
 
 # --------------------------------------------------------------------------- display

@@ -56,7 +56,7 @@ the frame is finished before the next one is read (online).
 The result is a :class:`~sheetlab.following.FollowResult` (an :class:`HMMResult`), so the
 metrics of chapter 5 (:func:`~sheetlab.following.onset_metrics`,
 :func:`~sheetlab.following.summarise`) and the cursors of
-:func:`sheetlab.widgets.follow_tracks` work unchanged; :func:`jitter` measures how much the
+:func:`sheetlab.widgets.follow_tracks` work unchanged; :func:`sheetlab.following.jitter` measures how much the
 tracked position wanders back and forth.
 """
 
@@ -70,7 +70,7 @@ import torch
 
 from sheetlab.dataset import CONTEXT_FRAMES, WINDOW_PX, PieceData
 from sheetlab.following import (ANCHOR, BATCH_SIZE, GRID_PX, SILENCE, FollowResult,
-                                _cached_predictor, _evaluating, sounding_frames, window_grid,
+                                cached_predictor, evaluating, sounding_frames, window_grid,
                                 window_index)
 from sheetlab.spectrogram import FPS, frame_to_time
 from sheetlab.targets import N_BUCKETS, bucket_width, softmax
@@ -458,8 +458,8 @@ def track(model: torch.nn.Module, piece: PieceData, settings: HMMSettings = HMMS
     beliefs = np.empty((n_frames, count), dtype=np.float32) if keep_belief else None
     belief = start_belief(count)
     anchor_px = settings.anchor * width_px
-    with _evaluating(model):
-        predictor = _cached_predictor(model, piece, grid, width_px, context_frames,
+    with evaluating(model):
+        predictor = cached_predictor(model, piece, grid, width_px, context_frames,
                                       batch_size=batch_size)
         for t in range(n_frames):
             if sounding[t]:
@@ -496,40 +496,3 @@ def _bucket_probs(logits: np.ndarray, width_px: int) -> np.ndarray:
                          f"needs {width_px / STATE_PX:g} buckets, but the network gives "
                          f"{logits.shape[1]}")
     return softmax(logits)
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-def jitter(result: FollowResult, sounding: np.ndarray | None = None) -> float:
-    """How much a follower's position wanders back and forth, in px per frame (chapter 8).
-
-    The excess travel: the distance the position covers from frame to frame minus its net
-    progress, ``(sum |dx| - |sum dx|) / n``, over the ``n`` frame-to-frame changes into the
-    frames considered. A follower that only moves forward (or only back) has none; a
-    detour of ``d`` px and back adds ``2 d``.
-
-    Parameters
-    ----------
-    result : FollowResult
-        What a follower did (:func:`track`, :func:`sheetlab.following.follow`).
-    sounding : numpy.ndarray, optional
-        ``(n_frames,) bool``: count only the changes into these frames (e.g.
-        :func:`~sheetlab.following.sounding_frames` of the piece's spectrogram); all frames
-        if None.
-
-    Returns
-    -------
-    float
-        Excess travel per frame change, px (0 for fewer than two frames).
-    """
-    x = np.asarray(result.frame_x, dtype=np.float64)
-    step = np.diff(x)
-    if sounding is not None:
-        sounding = np.asarray(sounding, dtype=bool)
-        if sounding.shape != x.shape:
-            raise ValueError(f"sounding must be ({len(x)},) like frame_x, got {sounding.shape}")
-        step = step[sounding[1:]]
-    if len(step) == 0:
-        return 0.0
-    return float((np.abs(step).sum() - abs(step.sum())) / len(step))

@@ -12,9 +12,9 @@ import torch
 import sheetlab.hmm as hmm
 from sheetlab.dataset import build_piece
 from sheetlab.engrave import engrave, unroll
-from sheetlab.following import FollowResult, follow, sounding_frames, window_grid
+from sheetlab.following import FollowResult, follow, jitter, sounding_frames, window_grid
 from sheetlab.hmm import (STATE_PX, HMMResult, HMMSettings, emission, estimate_x,
-                          forward_filter, jitter, n_states, predict, start_belief, track,
+                          forward_filter, n_states, predict, start_belief, track,
                           transition_kernel, update)
 from sheetlab.spectrogram import FPS
 from sheetlab.widgets import cursor_position, follow_tracks
