@@ -98,11 +98,11 @@ def _add_data(subparsers: argparse._SubParsersAction) -> None:
         action.set_defaults(handler=handler)
 
 
-def _train_command(args: argparse.Namespace) -> str:
-    """The ``sheetlab train`` command line of parsed arguments, every setting spelled out."""
+def _train_command(args: argparse.Namespace, subcommand: str = "train") -> str:
+    """The ``sheetlab SUBCOMMAND`` command line of parsed arguments, every setting spelled out."""
     import shlex
 
-    parts = ["sheetlab", "train"]
+    parts = ["sheetlab", subcommand]
     for name, value in vars(args).items():
         if name in ("handler", "workers") or value is None or value is False:
             continue
@@ -197,7 +197,85 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_train)
 
 
-_COMMANDS = (_add_grade, _add_data, _add_train)
+def _train_recurrent(args: argparse.Namespace) -> int:
+    """``sheetlab train-recurrent``: train the recurrent follower on frozen frame-wise weights."""
+    from sheetlab.corpus import pieces
+    from sheetlab.models import weights_path
+    from sheetlab.recurrent import RecurrentSettings, train_recurrent
+    from sheetlab.training import card_path, load_pieces
+
+    base = Path(args.base) if args.base else weights_path(args.kind, "light")
+    if not base.exists():
+        print(f"sheetlab train-recurrent: {base}: no such base checkpoint", file=sys.stderr)
+        return 2
+    try:
+        settings = RecurrentSettings(hidden_units=args.hidden_units, epochs=args.epochs,
+                                     pieces_per_batch=args.pieces_per_batch,
+                                     chunk_frames=args.chunk_frames, lr=args.lr,
+                                     error_px=args.error_px, onset_share=args.onset_share,
+                                     seed=args.seed,
+                                     threads=args.threads)
+    except ValueError as error:
+        print(f"sheetlab train-recurrent: {error}", file=sys.stderr)
+        return 2
+    chosen = {part: pieces(args.kind, part, limit)
+              for part, limit in (("train", args.train_limit), ("valid", args.valid_limit))}
+    train_data = load_pieces(chosen["train"], workers=args.workers)
+    valid_data = load_pieces(chosen["valid"], workers=args.workers)
+    out = Path(args.out) if args.out else weights_path(args.kind, "light-gru")
+    try:
+        history = train_recurrent(base, train_data, valid_data, settings, out,
+                                  command=_train_command(args, "train-recurrent"))
+    except (FileNotFoundError, ValueError) as error:
+        print(f"sheetlab train-recurrent: {error}", file=sys.stderr)
+        return 1
+    best = max(history, key=lambda row: (row["valid_tracking_ratio"],
+                                         row["valid_within_one_bucket"]))
+    print(f"best epoch {best['epoch']}: validation tracking ratio "
+          f"{best['valid_tracking_ratio']:.3f}, {best['valid_within_one_bucket']:.1%} of onsets "
+          f"within one bucket; model {out}, card {card_path(out)}")
+    return 0
+
+
+def _add_train_recurrent(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train-recurrent", help="train the recurrent follower (chapter 7) and write its weights",
+        description="Keep a trained frame-wise network frozen and train a GRU over its fused "
+                    "per-frame features with truncated back-propagation through time; validate "
+                    "every epoch (localisation and following) and keep the epoch with the best "
+                    "validation tracking ratio, with a JSON card beside it.")
+    parser.add_argument("--kind", choices=("mono", "piano"), required=True,
+                        help="one staff (Essen folk songs) or grand staff (piano)")
+    parser.add_argument("--base", metavar="CHECKPOINT", default=None,
+                        help="the frame-wise network (default: sheetlab/weights/<kind>-light.pt)")
+    parser.add_argument("--epochs", type=int, default=15, help="epochs in all (default: 15)")
+    parser.add_argument("--hidden-units", type=int, default=128,
+                        help="size of the GRU's state (default: 128)")
+    parser.add_argument("--pieces-per-batch", type=int, default=16,
+                        help="sequences trained in parallel (default: 16)")
+    parser.add_argument("--chunk-frames", type=int, default=64,
+                        help="frames per truncated back-propagation step (default: 64)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
+    parser.add_argument("--error-px", type=float, default=100.0,
+                        help="largest simulated follower error of the training windows, px")
+    parser.add_argument("--onset-share", type=float, default=0.9,
+                        help="share of the loss from the correspondence frames (default: 0.9)")
+    parser.add_argument("--train-limit", type=int, default=None,
+                        help="at most this many training pieces (default: all of the subset)")
+    parser.add_argument("--valid-limit", type=int, default=None,
+                        help="at most this many validation pieces (default: all of the subset)")
+    parser.add_argument("--out", metavar="PATH", default=None,
+                        help="checkpoint to write (default: sheetlab/weights/<kind>-light-gru.pt)"
+                             "; the card goes beside it as .json")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes building missing data (default: one per core)")
+    parser.set_defaults(handler=_train_recurrent)
+
+
+_COMMANDS = (_add_grade, _add_data, _add_train, _add_train_recurrent)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -700,3 +700,121 @@ register(Exercise(
         Case((np.array([7.0]), 390), note="a single onset, not lost"),
     ),
 ))
+
+
+# ---------------------------------------------------------------------------------------------
+# chapter 6: looking inside, guided back-propagation
+
+
+def _guided_relu_case(seed: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, grad_out)`` of one shape, seeded: normal values with some exact zeros in both."""
+    rng = np.random.default_rng(seed)
+    x, grad_out = rng.normal(size=shape), rng.normal(size=shape)
+    x[rng.random(shape) < 0.1] = 0.0
+    grad_out[rng.random(shape) < 0.1] = 0.0
+    return x, grad_out
+
+
+register(Exercise(
+    name="guided_relu_backward", chapter=6, reference="sheetlab.saliency:guided_relu_backward",
+    description="guided_relu_backward(x, grad_out): the error signal a ReLU passes back in "
+                "guided back-propagation, grad_out * [x > 0] * [grad_out > 0]: grad_out where "
+                "both the forward input x and grad_out are positive, 0 elsewhere; x and "
+                "grad_out are arrays of one shape, the result has that shape.",
+    cases=(
+        Case((np.array([1.0, 2.0, 3.0]), np.array([0.5, 1.5, 4.0])),
+             note="everything positive: the error signal passes unchanged"),
+        Case((np.array([2.0, -1.0, 3.0, -2.0]), np.array([1.0, 1.0, -1.0, -1.0])),
+             note="all four sign combinations of (x, grad_out)"),
+        Case((np.array([0.0, 0.0, 1.0, 1.0]), np.array([2.0, -2.0, 0.0, 3.0])),
+             note="x = 0 is not positive: nothing passes there (nor where grad_out = 0)"),
+        Case((np.array([3.0, 0.5, 2.0]), np.array([-1.0, -0.25, -3.0])),
+             note="only negative error signals: nothing passes"),
+        Case((np.array([-3.0, -0.5, 4.0, 0.1]), np.array([2.0, 0.25, 3.0, 7.0])),
+             note="only positive error signals: the ordinary ReLU gradient"),
+        Case((np.array([[0.2, -0.4, 1.3], [2.0, 0.7, -0.1]]),
+              np.array([[-0.6, 0.9, 2.5], [0.3, -1.1, 0.8]])),
+             note="a 2-D array (a feature map) keeps its shape"),
+        Case(_guided_relu_case(6, (2, 3, 4, 5)),
+             note="a random batch of feature maps (2, 3, 4, 5), with exact zeros"),
+    ),
+))
+
+
+# ---------------------------------------------------------------------------------------------
+# chapter 7: recurrent networks
+
+
+def _gru_case(seed: int, batch: tuple[int, ...], n_in: int, n_hidden: int,
+              scale: float = 1.0) -> tuple[np.ndarray, ...]:
+    """Arguments of ``gru_step``: inputs, states and weights of a GRU drawn from a seed."""
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(*batch, n_in)), np.tanh(rng.normal(size=(*batch, n_hidden))),
+            scale * rng.normal(size=(3 * n_hidden, n_in)),
+            scale * rng.normal(size=(3 * n_hidden, n_hidden)),
+            scale * rng.normal(size=3 * n_hidden), scale * rng.normal(size=3 * n_hidden))
+
+
+register(Exercise(
+    name="gru_step", chapter=7, reference="sheetlab.recurrent:gru_step",
+    description="gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh): one step of a GRU as "
+                "torch.nn.GRU computes it. The weights (3H, D), (3H, H) and biases (3H,) stack "
+                "the reset gate r, the update gate z and the new state n, H rows each: "
+                "r = sigmoid(W_ir x + b_ir + W_hr h + b_hr), z = sigmoid(W_iz x + b_iz + W_hz h "
+                "+ b_hz), n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), "
+                "h' = (1 - z) * n + z * h. x (..., D) and h (..., H) give h' (..., H).",
+    cases=(
+        Case(_gru_case(0, (), 3, 2), note="one input of 3 values, a state of 2"),
+        Case(_gru_case(1, (4,), 5, 3), note="a batch of 4"),
+        Case((np.zeros(2), np.array([0.5, -0.5]), np.zeros((6, 2)), np.zeros((6, 2)),
+              np.zeros(6), np.zeros(6)),
+             note="all weights zero: both gates are 1/2, n = 0, so h' = h / 2"),
+        Case((np.ones(2), np.zeros(1), np.zeros((3, 2)), np.zeros((3, 1)),
+              np.array([0.0, -30.0, 1.0]), np.array([0.0, 0.0, 0.0])),
+             note="z = sigmoid(-30) ~ 0: the new state n = tanh(1) replaces h"),
+        Case((np.ones(2), np.array([0.3]), np.zeros((3, 2)), np.zeros((3, 1)),
+              np.array([0.0, 30.0, 1.0]), np.zeros(3)),
+             note="z ~ 1: the state is kept"),
+        Case((np.zeros(1), np.array([1.0]), np.zeros((3, 1)), np.array([[0.0], [0.0], [2.0]]),
+              np.array([-30.0, -30.0, 0.0]), np.array([0.0, 0.0, 1.0])),
+             note="r ~ 0 shuts W_hn h + b_hn out of n, bias included"),
+        Case(_gru_case(2, (2, 3), 4, 5, scale=0.5), note="a (2, 3) batch, smaller weights"),
+    ),
+))
+
+
+# ---------------------------------------------------------------------------------------------
+# chapter 8: hidden Markov models
+
+register(Exercise(
+    name="forward_step", chapter=8, reference="sheetlab.hmm:forward_step",
+    description="forward_step(belief, kernel, likelihood): one step of the HMM's forward filter. "
+                "Predict: move the belief (n,) by the tempo prior, kernel[j] being the "
+                "probability of a step of j - 1 states (kernel[0]: one back, kernel[1]: stay, "
+                "kernel[k + 1]: k forward); mass that would leave the states stays at the "
+                "first or the last state. Update: multiply by the likelihood (n,) and "
+                "normalise to sum 1.",
+    cases=(
+        Case((np.array([0.0, 1.0, 0.0, 0.0, 0.0]), np.array([0.0, 0.5, 0.5]), np.ones(5)),
+             note="a flat likelihood: only the prediction, half stays, half moves one on"),
+        Case((np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0]), np.array([0.1, 0.4, 0.3, 0.2]),
+              np.ones(6)),
+             note="one back, stay, one and two forward: which entry moves where"),
+        Case((np.array([0.2, 0.3, 0.5, 0.0]), np.array([0.0, 0.6, 0.4]),
+              np.array([1.0, 2.0, 1.0, 4.0])),
+             note="the update: weight by the likelihood and normalise"),
+        Case((np.array([0.0, 0.0, 0.25, 0.75]), np.array([0.0, 0.5, 0.25, 0.25]), np.ones(4)),
+             note="mass that would move past the last state stays on it"),
+        Case((np.array([0.7, 0.3, 0.0, 0.0]), np.array([0.2, 0.7, 0.1]), np.ones(4)),
+             note="mass that would move back before the first state stays on it"),
+        Case((np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.05, 0.8, 0.15]),
+              np.array([0.001, 0.5, 0.001, 0.001])),
+             note="a sharp likelihood: most of the belief lands on state 1"),
+        Case((np.array([0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]),
+              np.array([0.0, 0.2, 0.2, 0.2, 0.2, 0.2]),
+              np.array([5.0, 1.0, 1.0, 3.0, 1.0, 2.0, 1.0, 1.0])),
+             note="jumps of up to four states forward, an unnormalised likelihood"),
+        Case((np.array([1.0]), np.array([0.1, 0.8, 0.1]), np.array([0.3])),
+             note="a single state keeps all the belief"),
+    ),
+))

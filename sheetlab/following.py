@@ -59,7 +59,7 @@ import torch
 from sheetlab.dataset import (CONTEXT_FRAMES, WINDOW_PX, PieceData, SnippetDataset, sheet_window,
                               spectrogram_excerpt)
 from sheetlab.engrave import EngraveSettings, Strip
-from sheetlab.models import AudioSheetNet, fold_head
+from sheetlab.models import AudioSheetNet, FoldedHead, fold_head
 from sheetlab.spectrogram import FPS, frame_to_time
 from sheetlab.targets import N_BUCKETS, bucket_width, localise, softmax
 
@@ -312,7 +312,7 @@ def follow(model: torch.nn.Module, piece: PieceData, *, width_px: int = WINDOW_P
     FollowResult
         Positions at every frame and at the onsets, and the windows used.
     """
-    return _follow(partial(cached_predictor, batch_size=batch_size), model, piece, width_px,
+    return run_follower(partial(cached_predictor, batch_size=batch_size), model, piece, width_px,
                    context_frames, grid_px, anchor, silence, fps)
 
 
@@ -327,14 +327,34 @@ def follow_naive(model: torch.nn.Module, piece: PieceData, *, width_px: int = WI
     The reference for measuring what the caching saves; the parameters are those of
     :func:`follow`.
     """
-    return _follow(_naive_predictor, model, piece, width_px, context_frames, grid_px, anchor,
+    return run_follower(_naive_predictor, model, piece, width_px, context_frames, grid_px, anchor,
                    silence, fps)
 
 
-def _follow(make_predictor: Callable[..., Predictor], model: torch.nn.Module, piece: PieceData,
-            width_px: int, context_frames: int, grid_px: int, anchor: float, silence: float,
-            fps: float) -> FollowResult:
-    """The following loop shared by :func:`follow` and :func:`follow_naive`."""
+def run_follower(make_predictor: Callable[..., Predictor], model: torch.nn.Module,
+                 piece: PieceData, width_px: int = WINDOW_PX,
+                 context_frames: int = CONTEXT_FRAMES, grid_px: int = GRID_PX,
+                 anchor: float = ANCHOR, silence: float = SILENCE,
+                 fps: float = FPS) -> FollowResult:
+    """The following loop of :func:`follow`, with any predictor (chapters 5 and 7).
+
+    Parameters
+    ----------
+    make_predictor : callable
+        ``make_predictor(model, piece, grid, width_px, context_frames)`` returns
+        ``predict(frame, grid_index) -> (1, B) logits`` for the window ``grid[grid_index]``. It
+        is called once, in eval mode; ``predict`` is then called for every sounding frame in
+        order (a predictor may keep state from frame to frame, as the recurrent follower of
+        :mod:`sheetlab.recurrent` does).
+    model : torch.nn.Module
+        Passed to ``make_predictor``.
+    piece, width_px, context_frames, grid_px, anchor, silence, fps
+        As for :func:`follow`.
+
+    Returns
+    -------
+    FollowResult
+    """
     grid = window_grid(piece.strip.shape[1], width_px, grid_px)
     sounding = sounding_frames(piece.spec, silence)
     n_frames = piece.spec.shape[1]
@@ -360,21 +380,65 @@ def cached_predictor(model: torch.nn.Module, piece: PieceData, grid: np.ndarray,
     """The predictor of :func:`follow` (and of :func:`sheetlab.hmm.track`), chapters 5 and 8.
 
     Both pathways in batches up front, for every grid window and every frame; per call only
-    the head. For an :class:`AudioSheetNet` the head is folded (:func:`fold_head`): its first
+    the head. For an :class:`AudioSheetNet` the head is folded (:func:`head_parts`): its first
     layer is applied in the batches too, and a call adds two rows and runs the small rest in
     numpy; any other model's ``head`` runs per call."""
-    n_frames = piece.spec.shape[1]
+    if isinstance(model, AudioSheetNet):
+        head, sheet, spec = head_parts(model, piece, grid, width_px, context_frames,
+                                       batch_size=batch_size)
+        return lambda frame, i: head.logits(sheet[i:i + 1], spec[frame:frame + 1])
+    device = _device(model)
+    sheet, spec = _pathway_features(model, piece, grid, width_px, context_frames, batch_size)
+    sheet, spec = torch.from_numpy(sheet).to(device), torch.from_numpy(spec).to(device)
+    return lambda frame, i: model.head(sheet[i:i + 1], spec[frame:frame + 1]).cpu().numpy()
+
+
+def head_parts(model: AudioSheetNet, piece: PieceData, grid: np.ndarray, width_px: int,
+               context_frames: int, *, batch_size: int = BATCH_SIZE
+               ) -> tuple[FoldedHead, np.ndarray, np.ndarray]:
+    """The folded head and its first layer's halves for every grid window and every frame
+    (chapters 5, 7 and 8).
+
+    Parameters
+    ----------
+    model : AudioSheetNet
+        The network, in eval mode.
+    piece : PieceData
+        The piece.
+    grid : numpy.ndarray
+        ``(G,)`` left edges of the windows (:func:`window_grid`).
+    width_px : int
+        Window width in px.
+    context_frames : int
+        Spectrogram frames per excerpt (the excerpt of frame ``t`` ends at ``t``).
+    batch_size : int
+        Windows or excerpts per forward pass of a pathway.
+
+    Returns
+    -------
+    head : FoldedHead
+        :func:`~sheetlab.models.fold_head` of the model.
+    sheet_part : numpy.ndarray
+        ``(G, U) float32``: :meth:`FoldedHead.sheet_part` of every window's features.
+    spec_part : numpy.ndarray
+        ``(n_frames, U) float32``: :meth:`FoldedHead.spec_part` of every frame's excerpt.
+    """
+    head = fold_head(model)
+    sheet, spec = _pathway_features(model, piece, grid, width_px, context_frames, batch_size)
+    return head, head.sheet_part(sheet), head.spec_part(spec)
+
+
+def _pathway_features(model: torch.nn.Module, piece: PieceData, grid: np.ndarray,
+                      width_px: int, context_frames: int,
+                      batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(G, D)`` sheet features of every grid window, ``(n_frames, D)`` spectrogram features
+    of every frame."""
     device = _device(model)
     sheet = _features(model.sheet_features, len(grid), batch_size, device,
                       lambda i: _sheet_input(piece.strip, int(grid[i]), width_px))
-    spec = _features(model.spec_features, n_frames, batch_size, device,
+    spec = _features(model.spec_features, piece.spec.shape[1], batch_size, device,
                      lambda t: _spec_input(piece.spec, t, context_frames))
-    if isinstance(model, AudioSheetNet):
-        head = fold_head(model)
-        sheet, spec = head.sheet_part(sheet), head.spec_part(spec)
-        return lambda frame, i: head.logits(sheet[i:i + 1], spec[frame:frame + 1])
-    sheet, spec = torch.from_numpy(sheet).to(device), torch.from_numpy(spec).to(device)
-    return lambda frame, i: model.head(sheet[i:i + 1], spec[frame:frame + 1]).cpu().numpy()
+    return sheet, spec
 
 
 def _naive_predictor(model: torch.nn.Module, piece: PieceData, grid: np.ndarray, width_px: int,

@@ -39,6 +39,8 @@ the real audio and once with the spectrogram transposed by ``k`` semitones
 (:func:`pitch_shift_excerpt`, 2 bands per semitone), and the table says how far the predicted
 position moves. A network that reads pitch should move its prediction to other note heads; one
 that reads only rhythm and onsets should not move at all.
+:func:`transposed_predictions` gives the per-onset predictions behind the table, for
+analyses of one's own (where did a moved prediction go?).
 """
 
 from __future__ import annotations
@@ -54,10 +56,11 @@ from numpy.typing import ArrayLike
 from torch import nn
 from tqdm.auto import tqdm
 
-from sheetlab.dataset import CONTEXT_FRAMES, WINDOW_PX, PieceData
-from sheetlab.following import localise_onsets
+from sheetlab.dataset import (CONTEXT_FRAMES, WINDOW_PX, PieceData, SnippetDataset,
+                              spectrogram_excerpt)
+from sheetlab.following import BATCH_SIZE, evaluating, localise_onsets
 from sheetlab.spectrogram import BANDS_PER_OCTAVE
-from sheetlab.targets import N_BUCKETS, bucket_width
+from sheetlab.targets import N_BUCKETS, bucket_width, localise, softmax
 
 SALIENCY_RGB = (230, 40, 20)
 """Colour of positive saliency in :func:`overlay` (red, 0-255 per channel)."""
@@ -368,6 +371,9 @@ def pitch_sensitivity(model: nn.Module, pieces: Sequence[PieceData],
     the sheet windows are the same. A network that reads pitch moves its prediction; one that
     does not keeps it.
 
+    The predictions come from :func:`transposed_predictions`, the table from
+    :func:`shift_table`.
+
     Parameters
     ----------
     model : torch.nn.Module
@@ -404,25 +410,133 @@ def pitch_sensitivity(model: nn.Module, pieces: Sequence[PieceData],
         raise ValueError("pitch_sensitivity needs at least one piece")
     placement = dict(random_offset=random_offset, seed=seed, margin_px=margin_px,
                      width_px=width_px, context_frames=context_frames)
-    reference, true_x, moved = [], [], {k: [] for k in semitones}
-    for piece in tqdm(pieces, desc="pitch sensitivity", unit="piece", disable=not progress):
-        base = localise_onsets(model, piece, **placement)
-        reference.append(base.pred_x)
-        true_x.append(base.true_x)
-        for k in semitones:
-            moved[k].append(base.pred_x if k == 0 else _transposed_x(model, piece, k,
-                                                                     bands_per_octave, placement))
-    reference, true_x = np.concatenate(reference), np.concatenate(true_x)
+    predicted = [transposed_predictions(model, piece, semitones,
+                                        bands_per_octave=bands_per_octave, **placement)
+                 for piece in tqdm(pieces, desc="pitch sensitivity", unit="piece",
+                                   disable=not progress)]
+    return shift_table(predicted, [piece.onset_x for piece in pieces], semitones,
+                       n_buckets=n_buckets, width_px=width_px)
+
+
+def shift_table(predicted: Sequence[dict[int, np.ndarray]], true_x: Sequence[ArrayLike],
+                semitones: Sequence[int] | None = None, *, n_buckets: int = N_BUCKETS,
+                width_px: int = WINDOW_PX) -> list[dict]:
+    """The table of :func:`pitch_sensitivity` from per-onset predictions (chapter 6).
+
+    Parameters
+    ----------
+    predicted : sequence of dict of int to numpy.ndarray
+        One :func:`transposed_predictions` result per piece: ``{k: (n_onsets,) strip x}`` in
+        px, ``k = 0`` (the real audio) included.
+    true_x : sequence of array_like
+        ``(n_onsets,)`` the true strip x of each piece's correspondences, in px.
+    semitones : sequence of int, optional
+        The rows, in this order; default: every ``k`` of the first piece, ascending.
+    n_buckets : int
+        Buckets per window: sets the bucket width.
+    width_px : int
+        Window width in px.
+
+    Returns
+    -------
+    list of dict
+        One row per transposition, pooled over all onsets of all pieces, with the columns
+        documented in :func:`pitch_sensitivity`.
+    """
+    if not predicted or len(predicted) != len(true_x):
+        raise ValueError(f"need one true_x per piece and at least one piece, got "
+                         f"{len(predicted)} predictions and {len(true_x)} true_x")
+    semitones = sorted(predicted[0]) if semitones is None else list(semitones)
+    reference = np.concatenate([p[0] for p in predicted])
+    truth = np.concatenate([np.asarray(x, dtype=np.float64) for x in true_x])
+    if reference.shape != truth.shape:
+        raise ValueError(f"{len(reference)} predictions but {len(truth)} true positions")
     bucket_px = bucket_width(n_buckets, width_px)
-    return [_shift_row(k, reference, np.concatenate(moved[k]), true_x, bucket_px)
+    return [_shift_row(k, reference, np.concatenate([p[k] for p in predicted]), truth, bucket_px)
             for k in semitones]
 
 
-def _transposed_x(model: nn.Module, piece: PieceData, semitones: int, bands_per_octave: int,
-                  placement: dict) -> np.ndarray:
-    """``(n_onsets,)`` predicted strip x of a piece's onsets with its audio transposed."""
-    transposed = replace(piece, spec=pitch_shift_excerpt(piece.spec, semitones, bands_per_octave))
-    return localise_onsets(model, transposed, **placement).pred_x
+def transposed_predictions(model: nn.Module, piece: PieceData,
+                           semitones: Sequence[int] = TRANSPOSITIONS, *,
+                           random_offset: bool = True, seed: int = 0, margin_px: int = 20,
+                           width_px: int = WINDOW_PX, context_frames: int = CONTEXT_FRAMES,
+                           bands_per_octave: int = BANDS_PER_OCTAVE,
+                           batch_size: int = BATCH_SIZE) -> dict[int, np.ndarray]:
+    """Where the network localises each onset of a piece when its audio is transposed
+    (chapter 6).
+
+    The per-onset predictions behind :func:`pitch_sensitivity`: every correspondence is
+    localised in its window of :func:`sheetlab.following.localise_onsets` (the windows of
+    :class:`sheetlab.dataset.SnippetDataset`, seeded), with the spectrogram shifted by
+    :func:`pitch_shift_excerpt`; the windows do not depend on ``k``. A network with two
+    pathways and a head (``sheet_features``, ``spec_features`` and ``head``, as
+    :class:`sheetlab.models.AudioSheetNet`) runs its sheet pathway once per window and reuses
+    the features for every transposition (the predictions of whole forward passes up to float
+    rounding); any other network is run whole, once per transposition.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A network ``forward(sheet, spec) -> (N, B) logits``; run in eval mode, its mode
+        restored afterwards.
+    piece : PieceData
+        The piece.
+    semitones : sequence of int
+        Transpositions ``k``; 0 (the real audio) is always computed.
+    random_offset, seed, margin_px
+        Placement of the target in its window (:class:`sheetlab.dataset.SnippetDataset`).
+    width_px : int
+        Window width in px.
+    context_frames : int
+        Spectrogram frames per excerpt.
+    bands_per_octave : int
+        Bands per octave of the piece's spectrogram.
+    batch_size : int
+        Examples per forward pass.
+
+    Returns
+    -------
+    dict of int to numpy.ndarray
+        ``{k: (n_onsets,) float64}`` the predicted strip x of every correspondence, in px, for
+        ``k = 0`` and every ``k`` in ``semitones``.
+    """
+    semitones = sorted({0, *(operator.index(k) for k in semitones)})
+    placement = dict(random_offset=random_offset, seed=seed, margin_px=margin_px,
+                     width_px=width_px, context_frames=context_frames)
+    if not all(callable(getattr(model, name, None))
+               for name in ("sheet_features", "spec_features", "head")):
+        return {k: localise_onsets(model, _transposed(piece, k, bands_per_octave), **placement,
+                                   batch_size=batch_size).pred_x for k in semitones}
+    examples = SnippetDataset([piece], width_px, context_frames, margin_px, random_offset, seed)
+    device = next(model.parameters(), torch.empty(0)).device
+    n = len(examples)
+    starts = range(0, n, batch_size)
+    predicted = {}
+    with evaluating(model):
+        sheet_features, target_x = [], []
+        for start in starts:
+            batch = [examples[i] for i in range(start, min(start + batch_size, n))]
+            sheet, _, target = (torch.stack(t) for t in zip(*batch))
+            sheet_features.append(model.sheet_features(sheet.to(device)))
+            target_x.append(target.numpy().astype(np.float64))
+        left_x = piece.onset_x - np.concatenate(target_x)  # strip x of each window's left edge
+        for k in semitones:
+            spec = _transposed(piece, k, bands_per_octave).spec
+            logits = []
+            for start, features in zip(starts, sheet_features):
+                excerpts = np.stack([spectrogram_excerpt(spec, int(frame), context_frames)
+                                     for frame in piece.onset_frame[start:start + batch_size]])
+                spec_features = model.spec_features(torch.from_numpy(excerpts[:, None]).to(device))
+                logits.append(model.head(features, spec_features).cpu().numpy())
+            predicted[k] = left_x + localise(softmax(np.concatenate(logits)), width_px)
+    return predicted
+
+
+def _transposed(piece: PieceData, semitones: int, bands_per_octave: int) -> PieceData:
+    """The piece with its spectrogram shifted by ``semitones`` (the piece itself for 0)."""
+    if semitones == 0:
+        return piece
+    return replace(piece, spec=pitch_shift_excerpt(piece.spec, semitones, bands_per_octave))
 
 
 def _shift_row(semitones: int, reference_x: np.ndarray, moved_x: np.ndarray,

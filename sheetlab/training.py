@@ -268,8 +268,8 @@ def evaluate(model: AudioSheetNet, dataset: SnippetDataset, spread: float = SPRE
             "mae_px": float(np.mean(error_px))}
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    """A seed for one epoch of a run, from the run's seed and the epoch."""
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A seed for one epoch of a run, from the run's seed and the epoch (chapters 4 and 7)."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
@@ -296,7 +296,7 @@ def train_epoch(model: AudioSheetNet, dataset: SnippetDataset, optimizer: torch.
         Mean training loss over the epoch's batches (nats).
     """
     dataset.set_epoch(epoch)
-    seed = _epoch_seed(settings.seed, epoch)
+    seed = epoch_seed(settings.seed, epoch)
     torch.manual_seed(seed)
     loader = DataLoader(dataset, settings.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed),
@@ -439,7 +439,7 @@ def _train(train_pieces, valid_pieces, config: ModelConfig, settings: TrainSetti
                      "scheduler": scheduler.state_dict(), "config": config.as_dict(),
                      "settings": settings.as_dict(), "data_hash": digest, **run},
                     resume_path(out_path))
-        _write_card(card_path(out_path), card, run)
+        write_card(card_path(out_path), card, run)
         if settings.progress:
             tqdm.write(_format_row(row))
     return run["history"]
@@ -452,8 +452,19 @@ def _format_row(row: dict) -> str:
             f"{row['valid_within_one_bucket']:.1%}  |error| {row['valid_mae_px']:.1f} px")
 
 
-def _write_card(path: Path, card: dict, run: dict) -> None:
-    """Write the JSON card of a run: its description, curves and metrics so far."""
+def write_card(path: Path, card: dict, run: dict) -> None:
+    """Write the JSON card of a run: its description, curves and metrics so far (chapters 4
+    and 7).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The card (:func:`card_path` of the checkpoint); replaced atomically.
+    card : dict
+        What describes the run: command, data hash, model, settings.
+    run : dict
+        ``history`` (one dict per epoch), ``best`` (the kept epoch's dict) and ``elapsed_s``.
+    """
     history = run["history"]
     full = {**card, "epochs_done": len(history), "best": run["best"],
             "final": history[-1] if history else None,

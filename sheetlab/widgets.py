@@ -711,3 +711,49 @@ def follow_tracks(result: FollowResult, strip: Strip, *, true_color: str = "#2ca
             strip_track(strip, frame_to_time(frames, result.fps), predicted_x,
                         label="predicted", color=predicted_color)]
 
+
+
+def table(rows: list[Mapping[str, Any]], caption: str = "", percent: tuple[str, ...] = (),
+          digits: int = 1, percent_digits: int = 1) -> HTML:
+    """A list of rows as an HTML table for a notebook (every chapter).
+
+    Parameters
+    ----------
+    rows : list of mapping
+        One mapping per row, all with the same keys: the column names.
+    caption : str
+        Shown above the table.
+    percent : tuple of str
+        Columns holding shares in [0, 1], shown as percentages.
+    digits : int
+        Decimals of floats.
+    percent_digits : int
+        Decimals of percentages.
+
+    Returns
+    -------
+    IPython.display.HTML
+        Display it, or make it the last expression of a cell. None shows as a dash, booleans
+        as "yes" or nothing, numbers right-aligned with thousands separators.
+    """
+    if not rows:
+        raise ValueError("table needs at least one row")
+
+    def cell(key: str, value: Any) -> str:
+        if value is None:
+            return "<td>–</td>"
+        if isinstance(value, (bool, np.bool_)):
+            return f"<td>{'yes' if value else ''}</td>"
+        if key in percent:
+            return f'<td style="text-align:right">{100 * value:.{percent_digits}f} %</td>'
+        if isinstance(value, (float, np.floating)):
+            return f'<td style="text-align:right">{value:,.{digits}f}</td>'
+        if isinstance(value, (int, np.integer)):
+            return f'<td style="text-align:right">{value:,}</td>'
+        return f"<td>{html.escape(str(value))}</td>"
+
+    head = "".join(f"<th>{html.escape(str(key))}</th>" for key in rows[0])
+    body = "".join("<tr>" + "".join(cell(k, v) for k, v in row.items()) + "</tr>"
+                   for row in rows)
+    return HTML(f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr>"
+                f"</thead><tbody>{body}</tbody></table>")

@@ -394,3 +394,201 @@ WRONG["tracking_ratio"] = [tracking_ratio_counts_lost_onset, tracking_ratio_at_l
                            tracking_ratio_signed, tracking_ratio_share_not_lost,
                            tracking_ratio_zero_if_never_lost, tracking_ratio_half_window,
                            tracking_ratio_fixed_window, tracking_ratio_count]
+
+
+# --- chapter 6: guided_relu_backward ------------------------------------------------------------
+
+
+def guided_relu_backward_plain(x, grad_out):
+    """The ordinary ReLU gradient: negative error signals pass too."""
+    return np.asarray(grad_out) * (np.asarray(x) > 0)
+
+
+def guided_relu_backward_deconvnet(x, grad_out):
+    """The deconvnet rule (Zeiler and Fergus): only the signal's sign, the forward input ignored."""
+    return np.maximum(np.asarray(grad_out), 0)
+
+
+def guided_relu_backward_at_least(x, grad_out):
+    """x >= 0 instead of x > 0: passes the signal where the ReLU's input was exactly zero."""
+    x, grad_out = np.asarray(x), np.asarray(grad_out)
+    return np.where((x >= 0) & (grad_out > 0), grad_out, 0.0)
+
+
+def guided_relu_backward_mask(x, grad_out):
+    """Returns the mask (1 where the signal may pass), not the signal itself."""
+    return ((np.asarray(x) > 0) & (np.asarray(grad_out) > 0)).astype(float)
+
+
+def guided_relu_backward_or(x, grad_out):
+    """Either condition instead of both: `|` where `&` belongs."""
+    x, grad_out = np.asarray(x), np.asarray(grad_out)
+    return np.where((x > 0) | (grad_out > 0), grad_out, 0.0)
+
+
+def guided_relu_backward_times_x(x, grad_out):
+    """Multiplies by the forward activation max(x, 0) instead of the indicator [x > 0]."""
+    return np.maximum(np.asarray(grad_out), 0) * np.maximum(np.asarray(x), 0)
+
+
+def guided_relu_backward_passes_x(x, grad_out):
+    """The arguments mixed up: passes the forward input where both are positive."""
+    x, grad_out = np.asarray(x), np.asarray(grad_out)
+    return np.where((x > 0) & (grad_out > 0), x, 0.0)
+
+
+def guided_relu_backward_abs(x, grad_out):
+    """Keeps the size of negative signals: |grad_out| where x > 0."""
+    return np.abs(np.asarray(grad_out)) * (np.asarray(x) > 0)
+
+
+WRONG["guided_relu_backward"] = [guided_relu_backward_plain, guided_relu_backward_deconvnet,
+                                 guided_relu_backward_at_least, guided_relu_backward_mask,
+                                 guided_relu_backward_or, guided_relu_backward_times_x,
+                                 guided_relu_backward_passes_x, guided_relu_backward_abs]
+
+
+# --- chapter 7: gru_step -----------------------------------------------------------------------
+
+
+def _gates(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    """The three gate blocks of inputs and states: (x parts, h parts), each r, z, n."""
+    size = h.shape[-1]
+    gx, gh = x @ weight_ih.T + bias_ih, h @ weight_hh.T + bias_hh
+    return ([gx[..., k * size:(k + 1) * size] for k in range(3)],
+            [gh[..., k * size:(k + 1) * size] for k in range(3)])
+
+
+def _sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def gru_step_swapped_update(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    """z weighs the new state instead of the old one: h' = z n + (1 - z) h."""
+    (xr, xz, xn), (hr, hz, hn) = _gates(x, h, weight_ih, weight_hh, bias_ih, bias_hh)
+    r, z = _sigmoid(xr + hr), _sigmoid(xz + hz)
+    return z * np.tanh(xn + r * hn) + (1 - z) * h
+
+
+def gru_step_reset_outside_bias(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    """The reset gate multiplies W_hn h only, not its bias (the original paper's variant)."""
+    (xr, xz, xn), (hr, hz, hn) = _gates(x, h, weight_ih, weight_hh, bias_ih, bias_hh)
+    r, z = _sigmoid(xr + hr), _sigmoid(xz + hz)
+    size = h.shape[-1]
+    b_hn = bias_hh[2 * size:]
+    return (1 - z) * np.tanh(xn + r * (hn - b_hn) + b_hn) + z * h
+
+
+def gru_step_gates_z_first(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    """Reads the stacked blocks in the order z, r, n instead of r, z, n."""
+    (xz, xr, xn), (hz, hr, hn) = _gates(x, h, weight_ih, weight_hh, bias_ih, bias_hh)
+    r, z = _sigmoid(xr + hr), _sigmoid(xz + hz)
+    return (1 - z) * np.tanh(xn + r * hn) + z * h
+
+
+def gru_step_reset_on_input(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    """The reset gate applied to the input part of n instead of the state part."""
+    (xr, xz, xn), (hr, hz, hn) = _gates(x, h, weight_ih, weight_hh, bias_ih, bias_hh)
+    r, z = _sigmoid(xr + hr), _sigmoid(xz + hz)
+    return (1 - z) * np.tanh(r * xn + hn) + z * h
+
+
+def gru_step_no_state_bias(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    """Forgets bias_hh: one bias per gate, as in some textbooks."""
+    (xr, xz, xn), (hr, hz, hn) = _gates(x, h, weight_ih, weight_hh, bias_ih,
+                                        np.zeros_like(bias_hh))
+    r, z = _sigmoid(xr + hr), _sigmoid(xz + hz)
+    return (1 - z) * np.tanh(xn + r * hn) + z * h
+
+
+def gru_step_sigmoid_candidate(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
+    """A sigmoid instead of tanh for the new state."""
+    (xr, xz, xn), (hr, hz, hn) = _gates(x, h, weight_ih, weight_hh, bias_ih, bias_hh)
+    r, z = _sigmoid(xr + hr), _sigmoid(xz + hz)
+    return (1 - z) * _sigmoid(xn + r * hn) + z * h
+
+
+WRONG["gru_step"] = [gru_step_swapped_update, gru_step_reset_outside_bias, gru_step_gates_z_first,
+                     gru_step_reset_on_input, gru_step_no_state_bias, gru_step_sigmoid_candidate]
+
+
+# --- chapter 8: forward_step -------------------------------------------------------------------
+
+
+def _normalised(x):
+    return x / x.sum()
+
+
+def forward_step_same_convolution(belief, kernel, likelihood):
+    """np.convolve(..., mode="same"): the steps come out shifted for longer kernels."""
+    prior = np.convolve(belief, kernel, mode="same")
+    return _normalised(prior * likelihood)
+
+
+def forward_step_wraps_around(belief, kernel, likelihood):
+    """np.roll for each step: mass past the last state reappears at the first (and back)."""
+    prior = sum(p * np.roll(np.asarray(belief, float), j - 1) for j, p in enumerate(kernel))
+    return _normalised(prior * likelihood)
+
+
+def forward_step_drops_at_the_ends(belief, kernel, likelihood):
+    """Mass that would leave the states is lost instead of kept at the first or last state."""
+    prior = np.convolve(belief, kernel)[1:len(belief) + 1]
+    return _normalised(prior * likelihood)
+
+
+def forward_step_reversed_kernel(belief, kernel, likelihood):
+    """np.correlate instead of np.convolve: kernel[0] moves forward, the last entry back."""
+    full = np.convolve(belief, np.asarray(kernel)[::-1])
+    shift = len(kernel) - 2  # align "stay" with the state itself
+    n = len(belief)
+    prior = full[shift:shift + n].copy()
+    prior[0] += full[:shift].sum()
+    prior[-1] += full[shift + n:].sum()
+    return _normalised(prior * likelihood)
+
+
+def forward_step_not_normalised(belief, kernel, likelihood):
+    """Forgets to normalise: the belief no longer sums to 1."""
+    spread = np.convolve(belief, kernel)
+    n = len(belief)
+    prior = spread[1:n + 1].copy()
+    prior[0] += spread[0]
+    prior[-1] += spread[n + 1:].sum()
+    return prior * likelihood
+
+
+def forward_step_update_then_predict(belief, kernel, likelihood):
+    """Weights the old belief by the new likelihood, then predicts: the steps in the wrong order."""
+    weighted = _normalised(np.asarray(belief, float) * likelihood)
+    spread = np.convolve(weighted, kernel)
+    n = len(belief)
+    prior = spread[1:n + 1].copy()
+    prior[0] += spread[0]
+    prior[-1] += spread[n + 1:].sum()
+    return prior
+
+
+def forward_step_adds_likelihood(belief, kernel, likelihood):
+    """Adds the likelihood to the prediction instead of multiplying."""
+    spread = np.convolve(belief, kernel)
+    n = len(belief)
+    prior = spread[1:n + 1].copy()
+    prior[0] += spread[0]
+    prior[-1] += spread[n + 1:].sum()
+    return _normalised(prior + likelihood)
+
+
+def forward_step_no_back_step(belief, kernel, likelihood):
+    """Reads kernel[0] as "stay" and kernel[k] as k forward: every move one state too short."""
+    spread = np.convolve(belief, kernel)
+    n = len(belief)
+    prior = spread[:n].copy()
+    prior[-1] += spread[n:].sum()
+    return _normalised(prior * likelihood)
+
+
+WRONG["forward_step"] = [forward_step_same_convolution, forward_step_wraps_around,
+                         forward_step_drops_at_the_ends, forward_step_reversed_kernel,
+                         forward_step_not_normalised, forward_step_update_then_predict,
+                         forward_step_adds_likelihood, forward_step_no_back_step]

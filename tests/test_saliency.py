@@ -12,8 +12,10 @@ from torch import nn
 
 from sheetlab.dataset import PieceData
 from sheetlab.models import AudioSheetNet, config
+from sheetlab.following import localise_onsets
 from sheetlab.saliency import (GuidedReLU, guided_backprop, guided_relu_backward, guided_relus,
-                               input_gradients, overlay, pitch_sensitivity, pitch_shift_excerpt)
+                               input_gradients, overlay, pitch_sensitivity, pitch_shift_excerpt,
+                               shift_table, transposed_predictions)
 from sheetlab.spectrogram import FPS
 
 SMALL = dataclasses.replace(config("light", "mono"), sheet_shape=(16, 48), spec_shape=(24, 16),
@@ -374,3 +376,71 @@ def test_pitch_sensitivity_of_a_network_deaf_to_the_audio():
     assert not model.training
     with pytest.raises(ValueError, match="at least one piece"):
         pitch_sensitivity(model, [], **PLACEMENT)
+
+
+class ForwardOnly(nn.Module):
+    """A network seen only through its forward pass: no pathways to reuse."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, sheet, spec):
+        return self.model(sheet, spec)
+
+
+def test_reused_sheet_features_give_the_predictions_of_whole_forward_passes():
+    model = small_net(seed=5)
+    pieces = [synthetic_piece(7), synthetic_piece(3)]
+    for random_offset in (True, False):
+        kwargs = dict(semitones=(-7, -1, 0, 2), random_offset=random_offset, seed=2, **PLACEMENT)
+        fast = pitch_sensitivity(model, pieces, **kwargs)
+        whole = pitch_sensitivity(ForwardOnly(model), pieces, **kwargs)
+        for row_fast, row_whole in zip(fast, whole):
+            assert row_fast.keys() == row_whole.keys()
+            for key in row_fast:
+                assert row_fast[key] == pytest.approx(row_whole[key], abs=1e-4), key
+    assert model.training  # the mode is restored
+    assert any(row["mean_shift_px"] > 0 for row in fast)  # the audio does move something
+
+
+def test_transposed_predictions_per_onset():
+    model = small_net(seed=1)
+    piece = synthetic_piece(5)
+    placement = {k: v for k, v in PLACEMENT.items() if k not in ("n_buckets", "progress")}
+    predicted = transposed_predictions(model, piece, (2, -1), seed=4, **placement)
+    assert sorted(predicted) == [-1, 0, 2]  # the real audio is always there
+    assert all(x.shape == (5,) and x.dtype == np.float64 for x in predicted.values())
+    real = localise_onsets(model, piece, seed=4, **placement).pred_x
+    np.testing.assert_allclose(predicted[0], real, atol=1e-4)
+    shifted = dataclasses.replace(piece, spec=pitch_shift_excerpt(piece.spec, 2))
+    np.testing.assert_allclose(predicted[2], localise_onsets(model, shifted, seed=4,
+                                                             **placement).pred_x, atol=1e-4)
+    reader = transposed_predictions(PitchReader(), piece, (1,), **placement)
+    np.testing.assert_allclose(reader[1] - reader[0], 6.0)  # 2 bands up: 2 buckets of 3 px
+    with pytest.raises(TypeError):
+        transposed_predictions(model, piece, (0.5,), **placement)
+
+
+def test_shift_table_from_hand_made_predictions():
+    bucket = 10.0  # 39 buckets of a 390 px window
+    predicted = [{0: np.array([100.0, 200.0]), 1: np.array([105.0, 230.0]),
+                  -1: np.array([100.0, 190.0])},
+                 {0: np.array([50.0]), 1: np.array([50.0]), -1: np.array([70.0])}]
+    true_x = [np.array([100.0, 215.0]), [45.0]]
+    rows = shift_table(predicted, true_x)
+    assert [row["semitones"] for row in rows] == [-1, 0, 1]
+    down, same, up = rows
+    assert same == {"semitones": 0, "n_onsets": 3, "mean_shift_px": 0.0, "median_shift_px": 0.0,
+                    "stay_within_bucket": 1.0, "within_bucket": pytest.approx(2 / 3),
+                    "median_error_px": 5.0}
+    assert up["mean_shift_px"] == pytest.approx(35 / 3) and up["median_shift_px"] == 5.0
+    assert up["stay_within_bucket"] == pytest.approx(2 / 3)  # 5 and 0 px < 10 px; 30 px not
+    assert up["within_bucket"] == pytest.approx(2 / 3) and up["median_error_px"] == 5.0
+    assert down["stay_within_bucket"] == pytest.approx(1 / 3)  # 0 px; 10 px is not < 10 px
+    assert [row["semitones"] for row in shift_table(predicted, true_x, (1, 0))] == [1, 0]
+    assert bucket == 390 / 39
+    with pytest.raises(ValueError, match="one true_x per piece"):
+        shift_table(predicted, true_x[:1])
+    with pytest.raises(ValueError, match="true positions"):
+        shift_table(predicted, [np.zeros(2), np.zeros(2)])

@@ -442,3 +442,18 @@ def test_strip_track_maps_to_pages_sorts_and_drops_repeated_times():
     assert (track.label, track.color) == ("true", "#2ca02c")
     with pytest.raises(ValueError, match="one length"):
         strip_track(FakeStrip(), [0.0, 1.0], [1.0])
+
+
+def test_table_formats_every_kind_of_cell():
+    from sheetlab.widgets import table
+
+    page = table([{"name": "a<b", "share": 0.1234, "n": 12345, "x": 2.0, "ok": True, "none": None},
+                  {"name": "c", "share": 1.0, "n": 1, "x": 1234.5, "ok": False, "none": 3}],
+                 caption="cap & co", percent=("share",)).data
+    assert "<caption>cap &amp; co</caption>" in page
+    assert "<th>name</th><th>share</th><th>n</th><th>x</th><th>ok</th><th>none</th>" in page
+    assert "a&lt;b" in page and "12.3 %" in page and "100.0 %" in page
+    assert ">12,345<" in page and ">1,234.5<" in page and ">yes<" in page and "<td>–</td>" in page
+    assert page.count("<tr>") == 3
+    with pytest.raises(ValueError, match="at least one row"):
+        table([])
