@@ -24,37 +24,28 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
+from functools import partial
 
-import numpy as np
 import torch
 
 from sheetlab import corpus
 from sheetlab.dataset import load_piece
 from sheetlab.engrave import engrave
-from sheetlab.following import follow, jitter, sounding_frames, summarise
+from sheetlab.following import follow
 from sheetlab.hmm import HMMSettings, track
 from sheetlab.models import load_checkpoint, load_pretrained, weights_path
 from sheetlab.perform import PerformanceSettings, perform, render
 from sheetlab.spectrogram import log_spectrogram
+from sheetlab.trackers import compare
 from sheetlab.training import load_pieces
 
-REPEATS = 3
+from bench_following import REPEATS, median_seconds
+
 SPEED_THREADS = 2
 QUALITY_THREADS = 1  # the quality part does not depend on the threads; the machine is shared
 PRIOR_ONLY = HMMSettings(exponent=1e-6)
 """The network all but ignored: within the evaluated windows every state gets the same
 emission, so the belief moves with the tempo prior alone (the windows still follow it)."""
-
-
-def _median_seconds(fn) -> float:
-    """Median wall time of ``REPEATS`` calls of ``fn()``, in seconds."""
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def speed_rows() -> tuple[list[dict], str]:
@@ -79,10 +70,10 @@ def speed_rows() -> tuple[list[dict], str]:
     for name, method in (("HMM track (default settings)", track),
                          ("frame-wise follow (chapter 5)", follow)):
         from_audio(method)()  # warm-up
-        seconds = _median_seconds(from_audio(method))
+        seconds = median_seconds(from_audio(method))
         rows.append({"part": "speed, K. 545 from audio", "method": name,
                      "median_s": seconds, "x_real_time": piece.duration_s / seconds})
-    spec_s = _median_seconds(lambda: log_spectrogram(audio))
+    spec_s = median_seconds(lambda: log_spectrogram(audio))
     note = (f"K. 545: {piece.duration_s:.1f} s of audio, {piece.spec.shape[1]} frames, a strip of "
             f"{piece.strip.shape[1]} px; the spectrogram alone takes {1000 * spec_s:.0f} ms")
     return rows, note
@@ -99,19 +90,13 @@ def quality_rows() -> list[dict]:
     rows = []
     for name, model, pieces in sets:
         data = load_pieces(pieces, progress=False)
-        for method, fn in (("HMM", lambda p: track(model, p)),
-                           ("HMM, tempo prior only", lambda p: track(model, p, PRIOR_ONLY)),
-                           ("frame-wise", lambda p: follow(model, p))):
-            results = [fn(p) for p in data]
-            total = summarise(results)[-1]
-            rows.append({"part": name, "method": method, "pieces": len(data),
-                         "onsets": total["n_onsets"],
-                         "tracking_ratio": total["tracking_ratio"],
-                         "tracked_to_end": total["tracked_to_end"],
-                         "within_bucket": total["within_bucket"],
-                         "mean_error_px": total["mean_error_px"],
-                         "jitter_px": float(np.mean([jitter(r, sounding_frames(p.spec))
-                                                     for r, p in zip(results, data)]))})
+        trackers = {"HMM": partial(track, model),
+                    "HMM, tempo prior only": lambda p, m=model: track(m, p, PRIOR_ONLY),
+                    "frame-wise": partial(follow, model)}
+        rows += [{"part": name, "method": row["tracker"], "pieces": row["pieces"],
+                  **{k: row[k] for k in ("onsets", "tracking_ratio", "tracked_to_end",
+                                         "within_bucket", "mean_error_px", "jitter_px")}}
+                 for row in compare(trackers, data)]
     return rows
 
 

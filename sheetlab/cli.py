@@ -197,6 +197,90 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_train)
 
 
+def _train_retrieval(args: argparse.Namespace) -> int:
+    """``sheetlab train-retrieval``: train the audio-sheet retrieval embedding (chapter 9)."""
+    from sheetlab.corpus import pieces
+    from sheetlab.models import retrieval_config
+    from sheetlab.retrieval import RetrievalTrainSettings, pretrained_path, train_retrieval
+    from sheetlab.training import card_path, load_pieces
+
+    settings = RetrievalTrainSettings(
+        epochs=args.epochs, pairs_per_epoch=args.pairs_per_epoch, batch_size=args.batch_size,
+        lr=args.lr, lr_step_epochs=args.lr_step, margin=args.margin,
+        valid_pairs=args.valid_pairs, fit_pairs=args.fit_pairs,
+        final_fit_pairs=args.final_fit_pairs, seed=args.seed, threads=args.threads)
+    chosen = {part: pieces(args.kind, part, limit, subset=args.subset)
+              for part, limit in (("train", args.train_limit), ("valid", args.valid_limit))}
+    train_data = load_pieces(chosen["train"], workers=args.workers)
+    valid_data = load_pieces(chosen["valid"], workers=args.workers)
+    out = Path(args.out) if args.out else pretrained_path(not args.no_cca, args.kind)
+    command = _train_command(args, "train-retrieval")
+    try:
+        history = train_retrieval(train_data, valid_data,
+                                  retrieval_config(kind=args.kind, cca=not args.no_cca,
+                                                   cca_ridge=args.cca_ridge),
+                                  settings, out, command=command)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"sheetlab train-retrieval: {error}", file=sys.stderr)
+        return 1
+    best = max(history, key=lambda row: row["valid_mrr"])
+    print(f"best epoch {best['epoch']}: validation MRR {best['valid_mrr']:.3f} (mean of both "
+          f"directions); model {out}, card {card_path(out)}")
+    return 0
+
+
+def _add_train_retrieval(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train-retrieval", help="train the audio-sheet retrieval embedding (chapter 9)",
+        description="Train the two-pathway embedding of sheet snippets and audio excerpts "
+                    "with the CCA layer (or, with --no-cca, the linear baseline) and the "
+                    "pairwise ranking loss (Adam), validate the two-way MRR every epoch, keep "
+                    "the best model with a JSON card beside it and re-estimate its CCA "
+                    "statistics on a large training sample.")
+    parser.add_argument("--kind", choices=("mono", "piano"), default="piano",
+                        help="one staff or grand staff (default: piano)")
+    parser.add_argument("--no-cca", action="store_true",
+                        help="the baseline: learned linear embedding without the CCA layer")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs in all (default: 20)")
+    parser.add_argument("--pairs-per-epoch", type=int, default=10_000,
+                        help="pairs drawn afresh for each epoch (default: 10000)")
+    parser.add_argument("--batch-size", type=int, default=100,
+                        help="pairs per mini-batch (default: 100)")
+    parser.add_argument("--lr", type=float, default=1e-3,
+                        help="Adam's initial learning rate (default: 0.001)")
+    parser.add_argument("--lr-step", type=int, default=10, metavar="EPOCHS",
+                        help="divide the learning rate by 10 every this many epochs "
+                             "(default: 10)")
+    parser.add_argument("--margin", type=float, default=0.7,
+                        help="margin of the ranking loss (default: 0.7)")
+    parser.add_argument("--cca-ridge", type=float, default=0.1,
+                        help="ridge added to the CCA layer's covariance matrices "
+                             "(default: 0.1)")
+    parser.add_argument("--valid-pairs", type=int, default=1000,
+                        help="validation pairs (default: 1000)")
+    parser.add_argument("--fit-pairs", type=int, default=3000,
+                        help="training pairs for the CCA statistics each epoch (default: 3000)")
+    parser.add_argument("--final-fit-pairs", type=int, default=20_000,
+                        help="training pairs for the kept model's CCA statistics "
+                             "(default: 20000)")
+    parser.add_argument("--subset", choices=("default", "all"), default="default",
+                        help="the default CPU-sized subset or the whole catalogue")
+    parser.add_argument("--train-limit", type=int, default=None,
+                        help="at most this many training pieces (default: all of the subset)")
+    parser.add_argument("--valid-limit", type=int, default=None,
+                        help="at most this many validation pieces (default: all of the subset)")
+    parser.add_argument("--out", metavar="PATH", default=None,
+                        help="checkpoint to write (default: sheetlab/weights/"
+                             "<kind>-retrieval-cca.pt, or -linear.pt with --no-cca); the card "
+                             "goes beside it as .json")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes building missing data (default: one per core)")
+    parser.set_defaults(handler=_train_retrieval)
+
+
 def _train_recurrent(args: argparse.Namespace) -> int:
     """``sheetlab train-recurrent``: train the recurrent follower on frozen frame-wise weights."""
     from sheetlab.corpus import pieces
@@ -275,7 +359,7 @@ def _add_train_recurrent(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_train_recurrent)
 
 
-_COMMANDS = (_add_grade, _add_data, _add_train, _add_train_recurrent)
+_COMMANDS = (_add_grade, _add_data, _add_train, _add_train_recurrent, _add_train_retrieval)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -68,7 +68,7 @@ from sheetlab.models import (AudioSheetNet, atomic_save, fold_head,
                              load_checkpoint, weights_path)
 from sheetlab.spectrogram import FPS
 from sheetlab.targets import N_BUCKETS, SPREAD, bucket_width, localise, soft_targets, softmax
-from sheetlab.training import card_path, data_hash, epoch_seed, write_card
+from sheetlab.training import card_path, check_pieces, data_hash, epoch_seed, write_card
 
 FORMAT = "sheetlab-recurrent-1"
 """The format tag of recurrent checkpoints."""
@@ -747,8 +747,6 @@ def train_recurrent(base_path: str | Path, train_pieces: Sequence[PieceData],
         :func:`evaluate_recurrent` measures prefixed ``valid_``. The card also holds the
         measures before training (``epoch`` 0: the frame-wise model itself).
     """
-    if not train_pieces or not valid_pieces:
-        raise ValueError("train_recurrent needs training and validation pieces")
     threads_before = torch.get_num_threads()
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -763,11 +761,8 @@ def _train_recurrent(base_path: Path, train_pieces, valid_pieces, settings: Recu
                      out_path: Path, command: str) -> list[dict]:
     """:func:`train_recurrent` with threads set."""
     base = load_checkpoint(base_path)
-    height = base.config.sheet_shape[0]
-    for piece in [*train_pieces, *valid_pieces]:
-        if piece.strip.shape[0] != height:
-            raise ValueError(f"piece {piece.piece_id}: strip height {piece.strip.shape[0]} px, "
-                             f"but {base_path} reads {height} px")
+    check_pieces(train_pieces, base.config, "training")
+    check_pieces(valid_pieces, base.config, "validation")
     start = time.perf_counter()
     prepare = partial(piece_sequence, base)
     train_set = [prepare(p) for p in tqdm(train_pieces, desc="base features",

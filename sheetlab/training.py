@@ -323,8 +323,23 @@ def train_epoch(model: AudioSheetNet, dataset: SnippetDataset, optimizer: torch.
     return float(np.mean(losses))
 
 
-def _check_inputs(pieces: Sequence[PieceData], config: ModelConfig, name: str) -> None:
-    """Raise a ValueError naming the first piece whose strip does not fit the model."""
+def check_pieces(pieces: Sequence[PieceData], config, name: str) -> None:
+    """Refuse pieces a network cannot read (chapters 4, 7 and 9).
+
+    Parameters
+    ----------
+    pieces : sequence of PieceData
+        The pieces.
+    config : ModelConfig or RetrievalConfig
+        The network's sizes: its ``sheet_shape[0]`` must be the strips' height.
+    name : str
+        What the pieces are for ("training", "validation"), for the message.
+
+    Raises
+    ------
+    ValueError
+        If there is no piece, or naming the first piece whose strip height does not fit.
+    """
     if not pieces:
         raise ValueError(f"no {name} pieces")
     for piece in pieces:
@@ -394,8 +409,8 @@ def train(train_pieces: Sequence[PieceData], valid_pieces: Sequence[PieceData],
 def _train(train_pieces, valid_pieces, config: ModelConfig, settings: TrainSettings,
            out_path: Path, resume: bool, command: str) -> list[dict]:
     """:func:`train` with its arguments checked and threads set."""
-    _check_inputs(train_pieces, config, "training")
-    _check_inputs(valid_pieces, config, "validation")
+    check_pieces(train_pieces, config, "training")
+    check_pieces(valid_pieces, config, "validation")
     where = torch.device(settings.device) if settings.device else device()
     torch.manual_seed(settings.seed)
     model = AudioSheetNet(config)

@@ -1,4 +1,4 @@
-"""Widgets of the book: the audio–sheet player (chapter 2) and live views (chapters 0–2).
+"""Widgets of the book: the audio–sheet player (chapter 2) and live views (every chapter).
 
 The audio–sheet player plays a performance while one or more cursors move over the images of
 the score's pages, turning pages as the music does. Everything it needs (the page images as
@@ -529,7 +529,7 @@ _PLAYER_JS = r"""function (id) {
 
 def figure_png(fig: Figure, dpi: float = 80) -> bytes:
     """A matplotlib figure as PNG bytes, cropped to its content; the figure is closed
-    (chapters 0–2).
+    (every chapter).
 
     Parameters
     ----------
@@ -553,7 +553,7 @@ def figure_png(fig: Figure, dpi: float = 80) -> bytes:
 
 class LiveView(ipywidgets.VBox):
     """Controls, a caption, a picture and an audio player, redrawn on every change of a control
-    (chapters 0–2). Made by :func:`live_view`, which documents the arguments.
+    (every chapter). Made by :func:`live_view`, which documents the arguments.
 
     Attributes
     ----------
@@ -639,7 +639,7 @@ def live_view(render: Callable[..., Any], controls: Mapping[str, ipywidgets.Widg
               sr: int = SAMPLE_RATE, columns: int = 3, dpi: float = 80,
               normalize: bool = True) -> LiveView:
     """An explorer: controls, and a figure and a sound redrawn whenever one of them changes
-    (chapters 0–2).
+    (every chapter).
 
     ``render`` is called once now and again on every change of a control's value, with every
     control's value as a keyword argument (``render(**{name: control.value})``). It returns a
