@@ -435,9 +435,9 @@ def _pathway_features(model: torch.nn.Module, piece: PieceData, grid: np.ndarray
     of every frame."""
     device = _device(model)
     sheet = _features(model.sheet_features, len(grid), batch_size, device,
-                      lambda i: _sheet_input(piece.strip, int(grid[i]), width_px))
+                      lambda i: sheet_input(piece.strip, int(grid[i]), width_px))
     spec = _features(model.spec_features, piece.spec.shape[1], batch_size, device,
-                     lambda t: _spec_input(piece.spec, t, context_frames))
+                     lambda t: spec_input(piece.spec, t, context_frames))
     return sheet, spec
 
 
@@ -447,8 +447,8 @@ def _naive_predictor(model: torch.nn.Module, piece: PieceData, grid: np.ndarray,
     device = _device(model)
 
     def predict(frame: int, grid_index: int) -> np.ndarray:
-        sheet = _sheet_input(piece.strip, int(grid[grid_index]), width_px)
-        spec = _spec_input(piece.spec, frame, context_frames)
+        sheet = sheet_input(piece.strip, int(grid[grid_index]), width_px)
+        spec = spec_input(piece.spec, frame, context_frames)
         return model(sheet[None].to(device), spec[None].to(device)).cpu().numpy()
 
     return predict
@@ -462,14 +462,16 @@ def _features(pathway: Callable[[torch.Tensor], torch.Tensor], n: int, batch_siz
                       for batch in batches]).cpu().numpy()
 
 
-def _sheet_input(strip: np.ndarray, left_px: int, width_px: int) -> torch.Tensor:
-    """``(1, H, width_px) float32`` input of a window: ink in [0, 1], as in SnippetDataset."""
+def sheet_input(strip: np.ndarray, left_px: int, width_px: int) -> torch.Tensor:
+    """``(1, H, width_px) float32`` network input of a window: ink in [0, 1], as in
+    SnippetDataset (chapters 5 and 9)."""
     window = sheet_window(strip, left_px, width_px)
     return torch.from_numpy((255 - window[None].astype(np.float32)) / 255.0)
 
 
-def _spec_input(spec: np.ndarray, frame: int, context_frames: int) -> torch.Tensor:
-    """``(1, n_bands, context_frames) float32`` network input: the excerpt ending at ``frame``."""
+def spec_input(spec: np.ndarray, frame: int, context_frames: int) -> torch.Tensor:
+    """``(1, n_bands, context_frames) float32`` network input: the excerpt ending at ``frame``
+    (chapters 5 and 9)."""
     return torch.from_numpy(spectrogram_excerpt(spec, frame, context_frames)[None])
 
 

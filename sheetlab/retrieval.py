@@ -51,7 +51,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sheetlab.dataset import PieceData
-from sheetlab.following import _sheet_input, _spec_input, evaluating
+from sheetlab.following import sheet_input, spec_input, evaluating
 from sheetlab.models import (EXCERPT_FRAMES, SNIPPET_PX, RetrievalConfig, RetrievalNet,
                              count_parameters, device, retrieval_config, save_checkpoint)
 
@@ -419,12 +419,12 @@ def sample_positions(pieces: Sequence[PieceData], n: int, seed: int
 
 def snippet_input(piece: PieceData, x_px: float, width_px: int = SNIPPET_PX) -> torch.Tensor:
     """``(1, H, width_px) float32`` snippet centred on strip x (ink in [0, 1]) (chapter 9)."""
-    return _sheet_input(piece.strip, int(round(x_px - width_px / 2)), width_px)
+    return sheet_input(piece.strip, int(round(x_px - width_px / 2)), width_px)
 
 
 def excerpt_input(piece: PieceData, frame: int, n_frames: int = EXCERPT_FRAMES) -> torch.Tensor:
     """``(1, n_bands, n_frames) float32`` excerpt centred on a frame (zero-padded) (chapter 9)."""
-    return _spec_input(piece.spec, excerpt_end(frame, n_frames), n_frames)
+    return spec_input(piece.spec, excerpt_end(frame, n_frames), n_frames)
 
 
 def pair_batch(pieces: Sequence[PieceData], piece_index: np.ndarray, frame: np.ndarray,
