@@ -818,3 +818,72 @@ register(Exercise(
              note="a single state keeps all the belief"),
     ),
 ))
+
+
+# ---------------------------------------------------------------------------------------------
+# chapter 9: cross-modal retrieval
+
+
+def _unit_rows(seed: int, n: int, d: int, noise: float | None = None,
+               base: np.ndarray | None = None) -> np.ndarray:
+    """``(n, d)`` unit vectors drawn from a seed (near ``base`` when a noise level is given)."""
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(n, d)) if base is None else base + noise * rng.normal(size=(n, d))
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def _similarities(seed: int, n: int, match_boost: float) -> np.ndarray:
+    """An ``(n, n)`` asymmetric similarity matrix whose diagonal is raised by ``match_boost``."""
+    rng = np.random.default_rng(seed)
+    return np.round(rng.uniform(-1, 1, size=(n, n)) + match_boost * np.eye(n), 2)
+
+
+register(Exercise(
+    name="recall_and_mrr", chapter=9, reference="sheetlab.retrieval:recall_and_mrr",
+    description="recall_and_mrr(sim, k): sim (N, N) holds the similarity of query i (row) to "
+                "candidate j (column), and candidate i is query i's one right answer. The rank "
+                "of the match is 1 + the number of candidates strictly more similar than it "
+                "(a tie counts in the match's favour). Return (recall, mrr): the share of "
+                "queries whose match ranks <= k, and the mean of 1 / rank.",
+    cases=(
+        Case((np.eye(3), 1), note="every match is the most similar: (1.0, 1.0)"),
+        Case((np.array([[0.9, 0.1, 0.2], [0.8, 0.5, 0.6], [0.3, 0.2, 0.7]]), 1),
+             note="query 1's match is beaten by two candidates: rank 3"),
+        Case((np.array([[0.9, 0.1, 0.2], [0.8, 0.5, 0.6], [0.3, 0.2, 0.7]]), 3),
+             note="k = N: every match is within the k nearest"),
+        Case((np.array([[0.5, 0.5, 0.1], [0.2, 0.4, 0.4], [0.6, 0.6, 0.6]]), 1),
+             note="ties with wrong candidates count in the match's favour: all ranks 1"),
+        Case((np.array([[0.1, 0.9, 0.8, 0.0], [0.0, 0.2, 0.9, 0.1], [0.3, 0.1, 0.5, 0.4],
+                        [0.9, 0.0, 0.0, 0.3]]), 2),
+             note="rows are queries: the matrix is not symmetric"),
+        Case((np.array([[-0.2, -0.9, -0.1], [-0.5, -0.3, -0.8], [-0.7, -0.6, -0.4]]), 1),
+             note="higher similarity is nearer, even when all are negative"),
+        Case((_similarities(0, 12, 0.8), 5), note="12 random queries, k = 5"),
+        Case((_similarities(1, 30, 0.5), 10), note="30 random queries, k = 10"),
+    ),
+))
+
+
+register(Exercise(
+    name="pairwise_ranking_loss", chapter=9, reference="sheetlab.retrieval:pairwise_ranking_loss",
+    description="pairwise_ranking_loss(x, y, margin): x and y (N, d) are unit vectors, row i of "
+                "x matches row i of y, s(i, j) = x_i . y_j. Sum, over every i and every j != i, "
+                "max(0, margin - s(i, i) + s(i, j)) (query x_i, wrong y_j) and "
+                "max(0, margin - s(i, i) + s(j, i)) (query y_i, wrong x_j); divide by N.",
+    cases=(
+        Case((np.eye(3), np.eye(3), 0.5),
+             note="orthogonal pairs, margin 0.5 < 1: every wrong item is far enough, loss 0"),
+        Case((np.eye(3), np.eye(3), 1.5),
+             note="margin 1.5: each of the 2 x 6 wrong (query, item) pairs costs 0.5"),
+        Case((np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[0.6, 0.8], [0.0, 1.0]]), 0.3),
+             note="query x_0 finds y_1 more similar than y_0; query y_1 does not"),
+        Case((np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]]),
+              np.array([[0.8, 0.6], [1.0, 0.0], [0.0, 1.0]]), 0.2),
+             note="the two directions differ: s(i, j) is not s(j, i)"),
+        Case((_unit_rows(0, 5, 4), _unit_rows(1, 5, 4), 0.7), note="unrelated pairs, margin 0.7"),
+        Case((_unit_rows(2, 8, 6), _unit_rows(3, 8, 6, 0.3, _unit_rows(2, 8, 6)), 0.4),
+             note="8 noisy pairs in 6-d, margin 0.4"),
+        Case((_unit_rows(4, 6, 3), _unit_rows(5, 6, 3, 0.2, _unit_rows(4, 6, 3)), 0.0),
+             note="margin 0: only wrong items more similar than the match cost"),
+    ),
+))

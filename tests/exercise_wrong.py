@@ -592,3 +592,138 @@ WRONG["forward_step"] = [forward_step_same_convolution, forward_step_wraps_aroun
                          forward_step_drops_at_the_ends, forward_step_reversed_kernel,
                          forward_step_not_normalised, forward_step_update_then_predict,
                          forward_step_adds_likelihood, forward_step_no_back_step]
+
+
+# --- chapter 9: recall_and_mrr -------------------------------------------------------------------
+
+
+def _match(sim):
+    sim = np.asarray(sim, dtype=float)
+    return sim, np.diag(sim)
+
+
+def recall_and_mrr_ties_against(sim, k):
+    """Ties with a wrong candidate count against the match (>= instead of >)."""
+    sim, match = _match(sim)
+    ranks = (sim >= match[:, None]).sum(1)
+    return float(np.mean(ranks <= k)), float(np.mean(1 / ranks))
+
+
+def recall_and_mrr_columns(sim, k):
+    """Ranks the match within its column (the other direction) instead of its row."""
+    sim, match = _match(sim)
+    ranks = (sim > match[None, :]).sum(0) + 1
+    return float(np.mean(ranks <= k)), float(np.mean(1 / ranks))
+
+
+def recall_and_mrr_zero_based(sim, k):
+    """0-based ranks in the recall: counts matches with rank <= k + 1."""
+    sim, match = _match(sim)
+    ranks = (sim > match[:, None]).sum(1)
+    return float(np.mean(ranks <= k)), float(np.mean(1 / (ranks + 1)))
+
+
+def recall_and_mrr_as_distance(sim, k):
+    """Treats the similarities as distances: the smallest is the nearest."""
+    sim, match = _match(sim)
+    ranks = (sim < match[:, None]).sum(1) + 1
+    return float(np.mean(ranks <= k)), float(np.mean(1 / ranks))
+
+
+def recall_and_mrr_inverse_of_mean(sim, k):
+    """1 / mean rank instead of the mean of 1 / rank."""
+    sim, match = _match(sim)
+    ranks = (sim > match[:, None]).sum(1) + 1
+    return float(np.mean(ranks <= k)), float(1 / np.mean(ranks))
+
+
+def recall_and_mrr_strict_k(sim, k):
+    """Recall counts ranks < k instead of <= k."""
+    sim, match = _match(sim)
+    ranks = (sim > match[:, None]).sum(1) + 1
+    return float(np.mean(ranks < k)), float(np.mean(1 / ranks))
+
+
+def recall_and_mrr_argsort(sim, k):
+    """Position in a stable argsort of -sim: a tie with an earlier wrong candidate wins."""
+    sim, _ = _match(sim)
+    order = np.argsort(-sim, axis=1, kind="stable")
+    ranks = np.array([int(np.flatnonzero(row == i)[0]) + 1 for i, row in enumerate(order)])
+    return float(np.mean(ranks <= k)), float(np.mean(1 / ranks))
+
+
+WRONG["recall_and_mrr"] = [recall_and_mrr_ties_against, recall_and_mrr_columns,
+                           recall_and_mrr_zero_based, recall_and_mrr_as_distance,
+                           recall_and_mrr_inverse_of_mean, recall_and_mrr_strict_k,
+                           recall_and_mrr_argsort]
+
+
+# --- chapter 9: pairwise_ranking_loss -------------------------------------------------------------
+
+
+def _hinges(x, y, margin):
+    """Both directions' hinge matrices (query in the row), the diagonal still included."""
+    sim = np.asarray(x, float) @ np.asarray(y, float).T
+    positive = np.diag(sim)
+    return (np.maximum(0, margin - positive[:, None] + sim),
+            np.maximum(0, margin - positive[:, None] + sim.T))
+
+
+def _off(a):
+    return a[~np.eye(len(a), dtype=bool)]
+
+
+def pairwise_ranking_loss_one_direction(x, y, margin):
+    """Only audio queries (x_i against every wrong y_j), not the reverse direction."""
+    x_queries, _ = _hinges(x, y, margin)
+    return float(_off(x_queries).sum() / len(x))
+
+
+def pairwise_ranking_loss_with_diagonal(x, y, margin):
+    """Sums over every j, the match itself included (each adds the margin)."""
+    x_queries, y_queries = _hinges(x, y, margin)
+    return float((x_queries.sum() + y_queries.sum()) / len(x))
+
+
+def pairwise_ranking_loss_mean_over_pairs(x, y, margin):
+    """Divides by the number of (query, wrong item) pairs instead of N."""
+    x_queries, y_queries = _hinges(x, y, margin)
+    return float((_off(x_queries).sum() + _off(y_queries).sum()) / (len(x) * (len(x) - 1)))
+
+
+def pairwise_ranking_loss_no_hinge(x, y, margin):
+    """Forgets max(0, .): well separated wrong items earn a negative cost."""
+    sim = np.asarray(x, float) @ np.asarray(y, float).T
+    positive = np.diag(sim)
+    return float((_off(margin - positive[:, None] + sim).sum()
+                  + _off(margin - positive[:, None] + sim.T).sum()) / len(x))
+
+
+def pairwise_ranking_loss_flipped_sign(x, y, margin):
+    """max(0, m + s(i, i) - s(i, j)): rewards wrong items for being similar."""
+    sim = np.asarray(x, float) @ np.asarray(y, float).T
+    positive = np.diag(sim)
+    return float((_off(np.maximum(0, margin + positive[:, None] - sim)).sum()
+                  + _off(np.maximum(0, margin + positive[:, None] - sim.T)).sum()) / len(x))
+
+
+def pairwise_ranking_loss_same_direction_twice(x, y, margin):
+    """Uses s(i, j) in both terms (the second should read s(j, i))."""
+    x_queries, _ = _hinges(x, y, margin)
+    return float(2 * _off(x_queries).sum() / len(x))
+
+
+def pairwise_ranking_loss_distances(x, y, margin):
+    """Euclidean distances in place of similarities, with the hinge's sign kept."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    dist = np.linalg.norm(x[:, None] - y[None], axis=-1)
+    positive = np.diag(dist)
+    return float((_off(np.maximum(0, margin - positive[:, None] + dist)).sum()
+                  + _off(np.maximum(0, margin - positive[:, None] + dist.T)).sum()) / len(x))
+
+
+WRONG["pairwise_ranking_loss"] = [
+    pairwise_ranking_loss_one_direction, pairwise_ranking_loss_with_diagonal,
+    pairwise_ranking_loss_mean_over_pairs, pairwise_ranking_loss_no_hinge,
+    pairwise_ranking_loss_flipped_sign, pairwise_ranking_loss_same_direction_twice,
+    pairwise_ranking_loss_distances]
