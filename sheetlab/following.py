@@ -58,7 +58,7 @@ import torch
 
 from sheetlab.dataset import (CONTEXT_FRAMES, WINDOW_PX, PieceData, SnippetDataset, sheet_window,
                               spectrogram_excerpt)
-from sheetlab.engrave import EngraveSettings, Strip
+from sheetlab.engrave import EngraveSettings
 from sheetlab.models import AudioSheetNet, FoldedHead, fold_head
 from sheetlab.spectrogram import FPS, frame_to_time
 from sheetlab.targets import N_BUCKETS, bucket_width, localise, softmax

@@ -441,7 +441,6 @@ def sequence_inputs(sequence: PieceSequence, windows: np.ndarray, width_px: int 
     return pre, shift.astype(np.float32), sequence.true_x - left
 
 
-
 # --------------------------------------------------------------------------- following
 
 
