@@ -98,6 +98,22 @@ def _add_data(subparsers: argparse._SubParsersAction) -> None:
         action.set_defaults(handler=handler)
 
 
+def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
+    """The options every training subcommand shares: piece limits, output, threads, seed,
+    workers (``out_default`` describes where ``--out`` writes without it)."""
+    parser.add_argument("--train-limit", type=int, default=None,
+                        help="at most this many training pieces (default: all of the subset)")
+    parser.add_argument("--valid-limit", type=int, default=None,
+                        help="at most this many validation pieces (default: all of the subset)")
+    parser.add_argument("--out", metavar="PATH", default=None,
+                        help=f"checkpoint to write (default: {out_default})")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes building missing data (default: one per core)")
+
+
 def _train_command(args: argparse.Namespace, subcommand: str = "train") -> str:
     """The ``sheetlab SUBCOMMAND`` command line of parsed arguments, every setting spelled out."""
     import shlex
@@ -175,25 +191,14 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--composer", metavar="NAME", default=None,
                         help="piano only: the composer split (train and validate on NAME's "
                              "pieces, test on the other composers) instead of the default split")
-    parser.add_argument("--train-limit", type=int, default=None,
-                        help="at most this many training pieces (default: all of the subset)")
-    parser.add_argument("--valid-limit", type=int, default=None,
-                        help="at most this many validation pieces (default: all of the subset)")
-    parser.add_argument("--out", metavar="PATH", default=None,
-                        help="checkpoint to write (default: sheetlab/weights/<kind>-<config>.pt)"
-                             "; the card goes beside it as .json, the training state to "
-                             "PATH.resume")
     parser.add_argument("--init-from", metavar="CHECKPOINT", default=None,
                         help="start from this checkpoint's weights wherever names and shapes "
                              "agree (e.g. the piano model from the mono one) instead of a "
                              "random initialisation")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run that writes the same --out")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's choice)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes building missing data (default: one per core)")
+    _add_run_options(parser, "sheetlab/weights/<kind>-<config>.pt; the card goes beside it as "
+                             ".json, the training state to PATH.resume")
     parser.set_defaults(handler=_train)
 
 
@@ -265,19 +270,8 @@ def _add_train_retrieval(subparsers: argparse._SubParsersAction) -> None:
                              "(default: 20000)")
     parser.add_argument("--subset", choices=("default", "all"), default="default",
                         help="the default CPU-sized subset or the whole catalogue")
-    parser.add_argument("--train-limit", type=int, default=None,
-                        help="at most this many training pieces (default: all of the subset)")
-    parser.add_argument("--valid-limit", type=int, default=None,
-                        help="at most this many validation pieces (default: all of the subset)")
-    parser.add_argument("--out", metavar="PATH", default=None,
-                        help="checkpoint to write (default: sheetlab/weights/"
-                             "<kind>-retrieval-cca.pt, or -linear.pt with --no-cca); the card "
-                             "goes beside it as .json")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's choice)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes building missing data (default: one per core)")
+    _add_run_options(parser, "sheetlab/weights/<kind>-retrieval-cca.pt, or -linear.pt with "
+                             "--no-cca; the card goes beside it as .json")
     parser.set_defaults(handler=_train_retrieval)
 
 
@@ -344,18 +338,8 @@ def _add_train_recurrent(subparsers: argparse._SubParsersAction) -> None:
                         help="largest simulated follower error of the training windows, px")
     parser.add_argument("--onset-share", type=float, default=0.9,
                         help="share of the loss from the correspondence frames (default: 0.9)")
-    parser.add_argument("--train-limit", type=int, default=None,
-                        help="at most this many training pieces (default: all of the subset)")
-    parser.add_argument("--valid-limit", type=int, default=None,
-                        help="at most this many validation pieces (default: all of the subset)")
-    parser.add_argument("--out", metavar="PATH", default=None,
-                        help="checkpoint to write (default: sheetlab/weights/<kind>-light-gru.pt)"
-                             "; the card goes beside it as .json")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's choice)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes building missing data (default: one per core)")
+    _add_run_options(parser, "sheetlab/weights/<kind>-light-gru.pt; the card goes beside it as "
+                             ".json")
     parser.set_defaults(handler=_train_recurrent)
 
 
