@@ -186,7 +186,7 @@ def localise_onsets(model: torch.nn.Module, piece: PieceData, *, random_offset: 
         The predicted strip x of every correspondence.
     """
     examples = SnippetDataset([piece], width_px, context_frames, margin_px, random_offset, seed)
-    device = _device(model)
+    device = model_device(model)
     pred = []
     with evaluating(model):
         for batch in _batches(len(examples), batch_size):
@@ -387,7 +387,7 @@ def cached_predictor(model: torch.nn.Module, piece: PieceData, grid: np.ndarray,
         head, sheet, spec = head_parts(model, piece, grid, width_px, context_frames,
                                        batch_size=batch_size)
         return lambda frame, i: head.logits(sheet[i:i + 1], spec[frame:frame + 1])
-    device = _device(model)
+    device = model_device(model)
     sheet, spec = _pathway_features(model, piece, grid, width_px, context_frames, batch_size)
     sheet, spec = torch.from_numpy(sheet).to(device), torch.from_numpy(spec).to(device)
     return lambda frame, i: model.head(sheet[i:i + 1], spec[frame:frame + 1]).cpu().numpy()
@@ -433,10 +433,10 @@ def _pathway_features(model: torch.nn.Module, piece: PieceData, grid: np.ndarray
                       batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """``(G, D)`` sheet features of every grid window, ``(n_frames, D)`` spectrogram features
     of every frame."""
-    device = _device(model)
-    sheet = _features(model.sheet_features, len(grid), batch_size, device,
+    device = model_device(model)
+    sheet = batched_outputs(model.sheet_features, len(grid), batch_size, device,
                       lambda i: sheet_input(piece.strip, int(grid[i]), width_px))
-    spec = _features(model.spec_features, piece.spec.shape[1], batch_size, device,
+    spec = batched_outputs(model.spec_features, piece.spec.shape[1], batch_size, device,
                      lambda t: spec_input(piece.spec, t, context_frames))
     return sheet, spec
 
@@ -444,7 +444,7 @@ def _pathway_features(model: torch.nn.Module, piece: PieceData, grid: np.ndarray
 def _naive_predictor(model: torch.nn.Module, piece: PieceData, grid: np.ndarray, width_px: int,
                      context_frames: int) -> Predictor:
     """The whole network on the frame's window and excerpt, per call."""
-    device = _device(model)
+    device = model_device(model)
 
     def predict(frame: int, grid_index: int) -> np.ndarray:
         sheet = sheet_input(piece.strip, int(grid[grid_index]), width_px)
@@ -454,9 +454,24 @@ def _naive_predictor(model: torch.nn.Module, piece: PieceData, grid: np.ndarray,
     return predict
 
 
-def _features(pathway: Callable[[torch.Tensor], torch.Tensor], n: int, batch_size: int,
-              device: torch.device, example: Callable[[int], torch.Tensor]) -> np.ndarray:
-    """``(n, D) float32`` outputs of a pathway for examples ``0 .. n-1``, computed in batches."""
+def batched_outputs(pathway: Callable[[torch.Tensor], torch.Tensor], n: int, batch_size: int,
+                    device: torch.device, example: Callable[[int], torch.Tensor]) -> np.ndarray:
+    """``(n, D) float32`` outputs of a network function for examples ``0 .. n-1``, computed
+    in batches (chapters 5, 7 and 9).
+
+    Parameters
+    ----------
+    pathway : callable
+        ``pathway(batch (N, ...)) -> (N, D)``, e.g. a model's ``sheet_features``.
+    n : int
+        Number of examples (at least 1).
+    batch_size : int
+        Examples per call.
+    device : torch.device
+        Where the batches go.
+    example : callable
+        ``example(i) -> tensor``: the input of example ``i``, without the batch axis.
+    """
     batches = _batches(n, batch_size)
     return torch.cat([pathway(torch.stack([example(int(i)) for i in batch]).to(device))
                       for batch in batches]).cpu().numpy()
@@ -481,8 +496,8 @@ def _batches(n: int, size: int) -> Iterator[np.ndarray]:
         yield np.arange(start, min(start + size, n))
 
 
-def _device(model: torch.nn.Module) -> torch.device:
-    """The device of the model's parameters (CPU for a model without any)."""
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's parameters (CPU for a model without any), chapters 5 and 9."""
     return next(model.parameters(), torch.empty(0)).device
 
 

@@ -51,7 +51,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sheetlab.dataset import PieceData
-from sheetlab.following import sheet_input, spec_input, evaluating
+from sheetlab.following import (batched_outputs, evaluating, model_device, sheet_input,
+                                spec_input)
 from sheetlab.models import (EXCERPT_FRAMES, SNIPPET_PX, RetrievalConfig, RetrievalNet,
                              count_parameters, device, retrieval_config, save_checkpoint)
 
@@ -450,10 +451,6 @@ def pair_batch(pieces: Sequence[PieceData], piece_index: np.ndarray, frame: np.n
 # --------------------------------------------------------------------------- embedding
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 def embed_snippets(model: Embedding, pieces: Sequence[PieceData], piece_index: np.ndarray,
                    x_px: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Embed snippets centred on given strip positions, in batches (chapter 9).
@@ -476,16 +473,12 @@ def embed_snippets(model: Embedding, pieces: Sequence[PieceData], piece_index: n
         ``(N, d) float32`` unit vectors.
     """
     width = model.config.sheet_shape[1]
-    out = []
+    if len(x_px) == 0:
+        return np.zeros((0, model.config.embedding_dim), np.float32)
     with evaluating(model):
-        where = _model_device(model)
-        for start in range(0, len(x_px), batch_size):
-            batch = torch.stack([snippet_input(pieces[int(i)], float(x), width) for i, x in
-                                 zip(piece_index[start:start + batch_size],
-                                     x_px[start:start + batch_size])])
-            out.append(model.embed_sheet(batch.to(where)).cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, model.config.embedding_dim),
-                                                        np.float32)
+        return batched_outputs(model.embed_sheet, len(x_px), batch_size, model_device(model),
+                               lambda k: snippet_input(pieces[int(piece_index[k])],
+                                                       float(x_px[k]), width))
 
 
 def embed_excerpts(model: Embedding, pieces: Sequence[PieceData], piece_index: np.ndarray,
@@ -498,16 +491,12 @@ def embed_excerpts(model: Embedding, pieces: Sequence[PieceData], piece_index: n
         ``(N, d) float32`` unit vectors.
     """
     n_frames = model.config.spec_shape[1]
-    out = []
+    if len(frame) == 0:
+        return np.zeros((0, model.config.embedding_dim), np.float32)
     with evaluating(model):
-        where = _model_device(model)
-        for start in range(0, len(frame), batch_size):
-            batch = torch.stack([excerpt_input(pieces[int(i)], int(f), n_frames) for i, f in
-                                 zip(piece_index[start:start + batch_size],
-                                     frame[start:start + batch_size])])
-            out.append(model.embed_spec(batch.to(where)).cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, model.config.embedding_dim),
-                                                        np.float32)
+        return batched_outputs(model.embed_spec, len(frame), batch_size, model_device(model),
+                               lambda k: excerpt_input(pieces[int(piece_index[k])],
+                                                       int(frame[k]), n_frames))
 
 
 @torch.no_grad()
@@ -525,7 +514,7 @@ def fit_cca(model: Embedding, pieces: Sequence[PieceData], n_pairs: int = 10_000
     width, n_frames = model.config.sheet_shape[1], model.config.spec_shape[1]
     xs, ys = [], []
     with evaluating(model):
-        where = _model_device(model)
+        where = model_device(model)
         for start in range(0, n_pairs, batch_size):
             sl = slice(start, start + batch_size)
             sheet, spec = pair_batch(pieces, piece_index[sl], frame[sl], model.config)
@@ -983,7 +972,7 @@ def _train_epoch(model: Embedding, pieces: Sequence[PieceData], optimizer: torch
     seed = epoch_seed(settings.seed, epoch)
     torch.manual_seed(seed)
     piece_index, frame = sample_positions(pieces, settings.pairs_per_epoch, seed)
-    where = _model_device(model)
+    where = model_device(model)
     model.train()
     losses = []
     n_batches = settings.pairs_per_epoch // settings.batch_size
