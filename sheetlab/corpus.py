@@ -520,9 +520,9 @@ def score(piece: Piece) -> Score:
     -------
     Score
     """
-    cached = _score_cache_path(piece)
-    if cached.exists():
-        return Score(**json.loads(cached.read_text(encoding="utf-8")))
+    known = cached_score(piece)
+    if known is not None:
+        return known
     if piece.kind == "mono":
         result = _from_stream(piece, _folk_song(piece.source))
     else:
@@ -530,8 +530,18 @@ def score(piece: Piece) -> Score:
         if entry is None:
             raise ScoreError(f"{piece.source}: {piece.id!r} is not in the piano catalogue")
         result = _from_stream(piece, _reduced(entry, corpus.parse(entry["source"])))
-    write_atomically(cached, json.dumps(asdict(result), ensure_ascii=False).encode())
+    write_atomically(_score_cache_path(piece),
+                     json.dumps(asdict(result), ensure_ascii=False).encode())
     return result
+
+
+def cached_score(piece: Piece) -> Score | None:
+    """The score of a catalogue piece if :func:`score` has converted it before, else None
+    (chapter 2): a cheap look into the cache, without parsing any music."""
+    cached = _score_cache_path(piece)
+    if not cached.exists():
+        return None
+    return Score(**json.loads(cached.read_text(encoding="utf-8")))
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,9 +1,10 @@
 """Filling the data cache for a whole set of pieces, and the table of what it holds (chapter 2).
 
 :func:`build` computes the cached data (:func:`sheetlab.dataset.load_piece`) of many pieces in
-parallel worker processes with a progress bar. Pieces already in the cache are skipped, so a
-build that was interrupted resumes where it stopped; a piece that fails (a score verovio
-cannot lay out, a missing sound font, ...) is reported at the end and the others go on.
+parallel worker processes with a progress bar. Pieces already in the cache are skipped, found
+without starting a worker (a second build of a built set takes a moment), so a build that was
+interrupted resumes where it stopped; a piece that fails (a score verovio cannot lay out, a
+missing sound font, ...) is reported at the end and the others go on.
 :func:`info` summarises the cache per split, like the table of the MSMD data set.
 """
 
@@ -18,7 +19,7 @@ from typing import Sequence
 from tqdm.auto import tqdm
 
 from sheetlab.cache import remove_partial_files
-from sheetlab.corpus import Piece, score
+from sheetlab.corpus import Piece, cached_score, score
 from sheetlab.dataset import Condition, cache_path, load_piece, read_piece
 from sheetlab.settings import data_dir
 
@@ -86,11 +87,19 @@ def build(pieces: Sequence[Piece], condition: Condition = Condition(), *,
         Which pieces were built, found cached, or failed (with the reason).
     """
     remove_partial_files(data_dir() / "pieces")
-    workers = workers or os.cpu_count() or 1
     report = BuildReport()
     bar = tqdm(total=len(pieces), desc="building pieces", unit="piece", disable=not progress)
+    missing = []
+    for piece in pieces:  # found in the cache here: no worker is started for them
+        known = cached_score(piece)
+        if known is not None and cache_path(known, condition).exists():
+            report.cached.append(piece.id)
+            bar.update()
+        else:
+            missing.append(piece)
+    workers = min(workers or os.cpu_count() or 1, max(len(missing), 1))
     if workers == 1:
-        results = (_build_one(p, condition) for p in pieces)
+        results = (_build_one(p, condition) for p in missing)
         _collect(results, report, bar)
     else:
         # fresh worker processes (spawn), not forks: a fork of a process whose torch or
@@ -98,7 +107,7 @@ def build(pieces: Sequence[Piece], condition: Condition = Condition(), *,
         # waits on that lock forever
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            _collect(pool.map(_build_one, pieces, [condition] * len(pieces)), report, bar)
+            _collect(pool.map(_build_one, missing, [condition] * len(missing)), report, bar)
     bar.close()
     return report
 

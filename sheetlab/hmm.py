@@ -21,6 +21,16 @@ score the music is, and combines two sources of knowledge frame by frame:
   mistakes (with the shipped folk-song weights they lowered the tracking ratio on held-out
   songs). The price: a wide gap between two onsets, such as the clef and key signature at the
   start of a system, takes the belief a few frames to cross.
+* **tempo classes** (``tempi``, :func:`tempo_speeds`, :func:`predict_tempi`): one prior
+  tempo for every piece loses the pieces far from it, since wherever the network says little
+  the belief moves at the prior tempo. With ``tempi > 1`` the hidden state is a pair (tempo
+  class, position), as in the bar-pointer model of Whiteley, Cemgil and Godsill (2006): the
+  classes' tempi are spread geometrically around ``speed_px_s`` (``tempo_ratio`` apart), each
+  class moves with its own kernel (:func:`tempo_kernels`), and between two frames each class
+  hands ``tempo_switch`` of its mass to each neighbouring class. Every class gets the same
+  emission; the belief over the positions is the sum over the classes, and the tracker's
+  tempo is the expected class tempo. A frame costs ``tempi`` times the prediction of one
+  class.
 * **emissions** (:func:`emission`): the network of chapter 4 says, for one sheet window and the
   spectrogram excerpt ending at the frame, a soft-max over its 39 buckets. The follower's
   window grid (:func:`sheetlab.following.window_grid`, every 30 px: three states) keeps the
@@ -108,7 +118,7 @@ tracked position wanders back and forth.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil
 
 import numpy as np
@@ -163,6 +173,15 @@ class HMMSettings:
         the excerpts of consecutive frames share all but one of their frames, so their
         answers are far from the independent observations the HMM assumes, and a run of
         confident mistakes would otherwise count as many independent votes.
+    tempi : int
+        Number of tempo classes (>= 1; :func:`tempo_speeds`). With 1 the tempo is the fixed
+        prior ``speed_px_s``; with more, the state is (tempo class, position) and the
+        tracker finds the piece's tempo as it goes.
+    tempo_ratio : float
+        Ratio between the speeds of neighbouring tempo classes (> 1); the classes are spread
+        geometrically around ``speed_px_s``.
+    tempo_switch : float
+        Probability per frame of moving to each neighbouring tempo class, in ``[0, 0.5]``.
     """
 
     speed_px_s: float = 40.0
@@ -173,6 +192,9 @@ class HMMSettings:
     edge_buckets: int = 2
     anchor: float = ANCHOR
     exponent: float = 0.025
+    tempi: int = 1
+    tempo_ratio: float = 1.4
+    tempo_switch: float = 1e-3
 
     def __post_init__(self) -> None:
         checks = [(self.speed_px_s > 0, f"speed_px_s must be > 0 px/s, got {self.speed_px_s}"),
@@ -183,7 +205,11 @@ class HMMSettings:
                   (self.edge_buckets >= 0, f"edge_buckets must be >= 0, got "
                                            f"{self.edge_buckets}"),
                   (0 <= self.anchor < 1, f"anchor must be in [0, 1), got {self.anchor}"),
-                  (self.exponent > 0, f"exponent must be > 0, got {self.exponent}")]
+                  (self.exponent > 0, f"exponent must be > 0, got {self.exponent}"),
+                  (self.tempi >= 1, f"tempi must be >= 1 tempo class, got {self.tempi}"),
+                  (self.tempo_ratio > 1, f"tempo_ratio must be > 1, got {self.tempo_ratio}"),
+                  (0 <= self.tempo_switch <= 0.5, f"tempo_switch must be a probability in "
+                                                  f"[0, 0.5], got {self.tempo_switch}")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
@@ -197,8 +223,12 @@ class HMMResult(FollowResult):
     Attributes
     ----------
     belief : numpy.ndarray or None
-        ``(n_frames, n_states) float32`` the filtered belief after each frame (rows sum to 1),
-        or None unless :func:`track` was asked to keep it.
+        ``(n_frames, n_states) float32`` the filtered belief over the positions after each
+        frame (summed over the tempo classes; rows sum to 1), or None unless :func:`track`
+        was asked to keep it.
+    tempo_px_s : numpy.ndarray or None
+        ``(n_frames,) float64`` the expected tempo after each frame in px/s (the prior tempo
+        throughout with one tempo class).
 
     ``frame_x`` is the tracked position after each frame and ``window_left`` the window that
     shows the most probable state at the anchor (:class:`HMMSettings`), predicted before a
@@ -206,6 +236,7 @@ class HMMResult(FollowResult):
     """
 
     belief: np.ndarray | None = None
+    tempo_px_s: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- the model
@@ -313,20 +344,98 @@ def predict(belief: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return prior
 
 
+def tempo_speeds(settings: HMMSettings) -> np.ndarray:
+    """The prior tempo of each tempo class (chapter 8).
+
+    Parameters
+    ----------
+    settings : HMMSettings
+        ``speed_px_s``, ``tempi`` and ``tempo_ratio``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(tempi,) float64`` px/s, ``speed_px_s * tempo_ratio ** (k - (tempi - 1) / 2)`` for
+        ``k = 0 .. tempi - 1``: spread geometrically around ``speed_px_s`` (just
+        ``[speed_px_s]`` with one class).
+    """
+    steps = np.arange(settings.tempi) - (settings.tempi - 1) / 2
+    return settings.speed_px_s * settings.tempo_ratio ** steps
+
+
+def tempo_kernels(settings: HMMSettings, fps: float = FPS) -> np.ndarray:
+    """The step probabilities of every tempo class (chapter 8).
+
+    Parameters
+    ----------
+    settings : HMMSettings
+        The prior; ``speed_px_s`` is replaced by each class's tempo (:func:`tempo_speeds`).
+    fps : float
+        Frames per second.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(tempi, max_jump + 2) float64``: row ``k`` is :func:`transition_kernel` at the
+        tempo of class ``k``.
+
+    Raises
+    ------
+    ValueError
+        If the fastest class needs more than certain movement (:func:`transition_kernel`).
+    """
+    return np.stack([transition_kernel(replace(settings, speed_px_s=float(speed)), fps)
+                     for speed in tempo_speeds(settings)])
+
+
+def predict_tempi(belief: np.ndarray, kernels: np.ndarray, switch: float) -> np.ndarray:
+    """The prediction step of the HMM with tempo classes (chapter 8).
+
+    Each class's row moves with its own kernel (:func:`predict`); then each class hands
+    ``switch`` of its mass to each neighbouring class (the slowest and the fastest keep what
+    they would hand past the ends).
+
+    Parameters
+    ----------
+    belief : numpy.ndarray
+        ``(tempi, n_states)`` probabilities.
+    kernels : numpy.ndarray
+        ``(tempi, max_jump + 2)`` step probabilities (:func:`tempo_kernels`).
+    switch : float
+        Probability per frame of moving to each neighbouring class, in ``[0, 0.5]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(tempi, n_states) float64``, with the same sum as ``belief``.
+    """
+    moved = np.stack([predict(row, kernel) for row, kernel in zip(belief, kernels)])
+    if len(moved) == 1 or switch == 0:
+        return moved
+    mixed = (1 - 2 * switch) * moved
+    mixed[1:] += switch * moved[:-1]
+    mixed[:-1] += switch * moved[1:]
+    mixed[0] += switch * moved[0]
+    mixed[-1] += switch * moved[-1]
+    return mixed
+
+
 def update(prior: np.ndarray, likelihood: np.ndarray) -> np.ndarray:
     """The update step: weight the predicted belief by the emission and normalise (chapter 8).
 
     Parameters
     ----------
     prior : numpy.ndarray
-        ``(n_states,)`` predicted belief (:func:`predict`).
+        ``(n_states,)`` predicted belief (:func:`predict`), or ``(tempi, n_states)`` with tempo
+        classes (:func:`predict_tempi`).
     likelihood : numpy.ndarray
-        ``(n_states,)`` positive emission of the frame (:func:`emission`).
+        ``(n_states,)`` positive emission of the frame (:func:`emission`); the same for every
+        tempo class.
 
     Returns
     -------
     numpy.ndarray
-        ``(n_states,) float64`` the filtered belief, summing to 1.
+        The filtered belief, shaped as ``prior``, ``float64``, summing to 1.
     """
     posterior = prior * likelihood
     return posterior / posterior.sum()
@@ -537,21 +646,23 @@ def track(model: torch.nn.Module, piece: PieceData, settings: HMMSettings = HMMS
     strip_width = piece.strip.shape[1]
     grid = window_grid(strip_width, width_px, grid_px)
     count = n_states(strip_width)
-    kernel = transition_kernel(settings, fps)
+    speeds = tempo_speeds(settings)
+    kernels = tempo_kernels(settings, fps)
     sounding = sounding_frames(piece.spec, silence)
     n_frames = piece.spec.shape[1]
     frame_x = np.empty(n_frames)
+    tempo = np.empty(n_frames)
     window_left = np.empty(n_frames, dtype=np.int64)
     beliefs = np.empty((n_frames, count), dtype=np.float32) if keep_belief else None
-    belief = start_belief(count)
+    belief = np.tile(start_belief(count) / len(speeds), (len(speeds), 1))  # (tempi, count)
     anchor_px = settings.anchor * width_px
     with evaluating(model):
         predictor = cached_predictor(model, piece, grid, width_px, context_frames,
                                       batch_size=batch_size)
         for t in range(n_frames):
             if sounding[t]:
-                prior = predict(belief, kernel)
-                middle = window_index(grid, estimate_x(prior), anchor_px)
+                prior = predict_tempi(belief, kernels, settings.tempo_switch)
+                middle = window_index(grid, estimate_x(prior.sum(axis=0)), anchor_px)
                 band = _band(middle, len(grid), settings.n_windows)
                 logits = np.concatenate([predictor(t, i) for i in band])
                 probs = _bucket_probs(logits, width_px)
@@ -559,14 +670,16 @@ def track(model: torch.nn.Module, piece: PieceData, settings: HMMSettings = HMMS
                                       settings.edge_buckets, settings.exponent)
                 belief = update(prior, likelihood)
             else:
-                middle = window_index(grid, estimate_x(belief), anchor_px)
+                middle = window_index(grid, estimate_x(belief.sum(axis=0)), anchor_px)
+            position = belief.sum(axis=0)
             window_left[t] = grid[middle]
-            frame_x[t] = estimate_x(belief, estimate)
+            frame_x[t] = estimate_x(position, estimate)
+            tempo[t] = belief.sum(axis=1) @ speeds
             if beliefs is not None:
-                beliefs[t] = belief
+                beliefs[t] = position
     return HMMResult(piece.piece_id, frame_x[piece.onset_frame], piece.onset_x.astype(np.float64),
                      frame_to_time(piece.onset_frame, fps), width_px, frame_x, window_left, fps,
-                     strip_width, beliefs)
+                     strip_width, beliefs, tempo)
 
 
 def _band(middle: int, n_grid: int, n_windows: int) -> range:

@@ -248,7 +248,10 @@ class Embedding(nn.Module):
         matching pairs; in eval mode the modalities may also be embedded separately
         (:meth:`embed_sheet`, :meth:`embed_spec`).
         """
-        x, y = self.net(sheet, spec)
+        return self.project(*self.net(sheet, spec))
+
+    def project(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The CCA layer (if any) and the L2 normalisation of ``(N, d)`` pathway outputs."""
         if self.cca is not None:
             x, y = self.cca(x, y)
         return F.normalize(x, dim=1), F.normalize(y, dim=1)
@@ -854,6 +857,10 @@ class RetrievalTrainSettings:
     device : str, optional
         None for :func:`sheetlab.models.device`.
     progress : bool
+    bf16 : bool
+        Compute the pathways of the training forward pass in bfloat16 (as
+        :class:`sheetlab.training.TrainSettings`); the CCA layer, the loss and the optimiser
+        stay in float64 / float32.
     """
 
     epochs: int = 20
@@ -871,6 +878,7 @@ class RetrievalTrainSettings:
     threads: int | None = None
     device: str | None = None
     progress: bool = True
+    bf16: bool = False
 
     def as_dict(self) -> dict:
         """All settings as plain values."""
@@ -911,7 +919,7 @@ def train_retrieval(train_pieces: Sequence[PieceData], valid_pieces: Sequence[Pi
     try:
         where = torch.device(settings.device) if settings.device else device()
         torch.manual_seed(settings.seed)
-        model = Embedding(config).to(where)
+        model = Embedding(config).to(where, memory_format=torch.channels_last)
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr,
                                      weight_decay=settings.weight_decay)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, settings.lr_step_epochs,
@@ -967,7 +975,7 @@ def train_retrieval(train_pieces: Sequence[PieceData], valid_pieces: Sequence[Pi
 def _train_epoch(model: Embedding, pieces: Sequence[PieceData], optimizer: torch.optim.Optimizer,
                  settings: RetrievalTrainSettings, epoch: int) -> float:
     """One epoch on freshly drawn pairs; the mean training loss."""
-    from sheetlab.training import epoch_seed
+    from sheetlab.training import epoch_seed, to_device
 
     seed = epoch_seed(settings.seed, epoch)
     torch.manual_seed(seed)
@@ -980,7 +988,9 @@ def _train_epoch(model: Embedding, pieces: Sequence[PieceData], optimizer: torch
     for b in bar:
         sl = slice(b * settings.batch_size, (b + 1) * settings.batch_size)
         sheet, spec = pair_batch(pieces, piece_index[sl], frame[sl], model.config)
-        x, y = model(sheet.to(where), spec.to(where))
+        with torch.autocast(where.type, torch.bfloat16, enabled=settings.bf16):
+            x, y = model.net(to_device(sheet, where), to_device(spec, where))
+        x, y = model.project(x.float(), y.float())
         loss = ranking_loss(x, y, settings.margin)
         optimizer.zero_grad()
         loss.backward()

@@ -18,6 +18,14 @@ def test_build_resumes_reports_failures_and_info_counts(tmp_path, monkeypatch, c
     second = build(tunes, workers=1, progress=False)  # resumes: two cached, one new
     assert sorted(second.cached) == sorted(p.id for p in tunes[:2])
     assert second.built == [tunes[2].id] and not second.failed
+    import sheetlab.databuild
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a worker pool was started for pieces that are all cached")
+
+    monkeypatch.setattr(sheetlab.databuild, "ProcessPoolExecutor", no_pool)
+    third = build(tunes, workers=2, progress=False)  # all cached: found without workers
+    assert third.cached == [p.id for p in tunes] and not third.built and not third.failed
     rows = info(tunes)
     assert rows[0]["split"] == "test" and rows[0]["pieces"] == 3 and rows[0]["missing"] == 0
     assert rows[-1]["split"] == "total" and rows[-1]["correspondences"] > 3 * 10

@@ -14,8 +14,9 @@ from sheetlab.dataset import build_piece
 from sheetlab.engrave import engrave, unroll
 from sheetlab.following import FollowResult, follow, jitter, sounding_frames, window_grid
 from sheetlab.hmm import (STATE_PX, HMMResult, HMMSettings, emission, estimate_x,
-                          forward_filter, forward_step, n_states, predict, start_belief, track,
-                          transition_kernel, update)
+                          forward_filter, forward_step, n_states, predict, predict_tempi,
+                          start_belief, tempo_kernels, tempo_speeds, track, transition_kernel,
+                          update)
 from sheetlab.spectrogram import FPS
 from sheetlab.widgets import cursor_position, follow_tracks
 from test_following import (CONDITION, LONG_SCORE, Oracle, one_thread, oracle_piece,  # noqa: F401
@@ -128,6 +129,73 @@ def test_forward_step_is_one_step_of_the_dense_forward_algorithm():
     # a flat likelihood leaves the prediction; one back from state 0 stays on state 0
     np.testing.assert_allclose(forward_step([1.0, 0.0, 0.0], [0.2, 0.5, 0.3], np.ones(3)),
                                [0.7, 0.3, 0.0])
+
+
+def test_tempo_classes_and_their_prediction_equal_the_dense_joint_matrix():
+    settings = HMMSettings(speed_px_s=40.0, max_jump=2, back=0.02, tempi=3, tempo_ratio=2.0)
+    np.testing.assert_allclose(tempo_speeds(settings), [20.0, 40.0, 80.0])
+    np.testing.assert_allclose(tempo_speeds(HMMSettings(speed_px_s=55.0)), [55.0])
+    kernels = tempo_kernels(settings)
+    for kernel, speed in zip(kernels, [20.0, 40.0, 80.0]):
+        np.testing.assert_allclose(kernel, transition_kernel(dataclasses.replace(
+            settings, speed_px_s=speed)))
+    switch, count = 0.1, 6
+    tempo_matrix = np.array([[0.9, 0.1, 0.0], [0.1, 0.8, 0.1], [0.0, 0.1, 0.9]])
+    joint = np.zeros((3 * count, 3 * count))  # (k, s) -> (k2, s2): move with k, then switch
+    for k, k2 in itertools.product(range(3), repeat=2):
+        joint[k * count:(k + 1) * count, k2 * count:(k2 + 1) * count] = (
+            tempo_matrix[k, k2] * dense_transition(count, kernels[k]))
+    rng = np.random.default_rng(4)
+    belief = rng.random((3, count))
+    belief /= belief.sum()
+    prior = predict_tempi(belief, kernels, switch)
+    np.testing.assert_allclose(prior.ravel(), belief.ravel() @ joint, rtol=1e-12)
+    assert prior.sum() == pytest.approx(1.0)
+    # without switching, every class moves at its own tempo: the fast one gets furthest
+    apart = predict_tempi(np.tile(start_belief(count), (3, 1)) / 3, kernels, 0.0)
+    assert apart[0] @ np.arange(count) < apart[1] @ np.arange(count) < apart[2] @ np.arange(count)
+    with pytest.raises(ValueError, match="tempo_switch"):
+        HMMSettings(tempo_switch=0.6)
+    with pytest.raises(ValueError, match="tempo_ratio"):
+        HMMSettings(tempo_ratio=1.0)
+    with pytest.raises(ValueError, match="tempi"):
+        HMMSettings(tempi=0)
+
+
+class Sparse(Oracle):
+    """The oracle, but with flat outputs (no information) on the frames in ``mute``."""
+
+    def __init__(self, position, mute):
+        super().__init__(position)
+        self.mute = mute
+
+    def head(self, sheet_feat, spec_feat):
+        logits = super().head(sheet_feat, spec_feat)
+        logits[torch.from_numpy(self.mute[spec_feat[:, 0].long().numpy()])] = 0.0
+        return logits
+
+
+def test_tempo_classes_find_a_tempo_far_from_the_prior(piece):
+    """An oracle that says nothing on 90 % of the frames, and a prior tempo 2.5 times too
+    slow: with one tempo class the belief falls behind between the informative frames and is
+    lost; with seven classes it finds the piece's tempo and stays with the music."""
+    mute = np.random.default_rng(0).random(piece.spec.shape[1]) < 0.9
+    coded = oracle_piece(piece)
+    seconds = (piece.onset_frame[-1] - piece.onset_frame[0]) / FPS
+    speed = (piece.onset_x[-1] - piece.onset_x[0]) / seconds  # the piece's tempo, px/s
+    slow = HMMSettings(speed_px_s=speed / 2.5)
+    fixed = track(Sparse(truth(piece), mute), coded, slow)
+    adaptive = track(Sparse(truth(piece), mute), coded,
+                     dataclasses.replace(slow, tempi=7, tempo_ratio=1.4))
+    np.testing.assert_allclose(fixed.tempo_px_s, speed / 2.5)  # one class: the prior throughout
+    assert fixed.metrics()["tracking_ratio"] < 0.6
+    assert adaptive.metrics()["tracking_ratio"] == 1.0
+    assert np.abs(adaptive.errors_px).mean() < np.abs(fixed.errors_px).mean() / 5
+    last = np.flatnonzero(sounding_frames(piece.spec))[-1]
+    assert 0.8 * speed < adaptive.tempo_px_s[last] < 1.25 * speed
+    # the classes start spread evenly around the (wrong) prior
+    assert adaptive.tempo_px_s[0] == pytest.approx(tempo_speeds(dataclasses.replace(
+        slow, tempi=7, tempo_ratio=1.4)).mean(), rel=0.05)
 
 
 def test_emission_exponent_tempers_the_probabilities():
@@ -304,10 +372,12 @@ class CountingOracle(Oracle):
         return super().head(sheet_feat, spec_feat)
 
 
-@pytest.mark.parametrize("n_windows", [1, 3])
-def test_work_per_frame_does_not_depend_on_the_number_of_frames(piece, monkeypatch, n_windows):
+@pytest.mark.parametrize("n_windows, tempi", [(1, 1), (3, 1), (3, 4)])
+def test_work_per_frame_does_not_depend_on_the_number_of_frames(piece, monkeypatch, n_windows,
+                                                                tempi):
     """The piece and the piece played twice: per sounding frame, the head on n_windows windows
-    and the filter on (n_states,) vectors; the pathways once per window and once per frame."""
+    and the filter on (tempi, n_states) beliefs, one (n_states,) prediction per tempo class;
+    the pathways once per window and once per frame."""
     shapes = []
 
     def recording(function):
@@ -320,7 +390,7 @@ def test_work_per_frame_does_not_depend_on_the_number_of_frames(piece, monkeypat
     monkeypatch.setattr(hmm, "update", recording(update))
     twice = dataclasses.replace(piece, spec=np.concatenate([piece.spec, piece.spec], axis=1))
     count = n_states(piece.strip.shape[1])
-    settings = HMMSettings(n_windows=n_windows)
+    settings = HMMSettings(n_windows=n_windows, tempi=tempi)
     for performance in (piece, twice):
         shapes.clear()
         oracle = CountingOracle(truth(performance))
@@ -331,7 +401,8 @@ def test_work_per_frame_does_not_depend_on_the_number_of_frames(piece, monkeypat
         assert sum(oracle.rows["spec"]) == performance.spec.shape[1]
         assert max(oracle.rows["sheet"] + oracle.rows["spec"]) <= 64  # in batches
         kernel_shape = (settings.max_jump + 2,)
-        assert shapes == [((count,), kernel_shape), ((count,), (count,))] * n_sounding
+        per_frame = [((count,), kernel_shape)] * tempi + [((tempi, count), (count,))]
+        assert shapes == per_frame * n_sounding
 
 
 # --------------------------------------------------------------------------- errors, metrics

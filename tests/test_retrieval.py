@@ -351,3 +351,32 @@ def test_numpy_facing_exercise_functions():
     sim = rng.normal(size=(10, 10))
     ranks = rank_of_match(sim)
     assert recall_and_mrr(sim, 5) == pytest.approx((np.mean(ranks <= 5), np.mean(1 / ranks)))
+
+
+@pytest.mark.parametrize("use_cca, bf16", [(True, False), (False, True)])
+def test_train_retrieval_learns_and_writes_its_card(tmp_path, use_cca, bf16):
+    import json
+
+    from sheetlab.retrieval import RetrievalTrainSettings, train_retrieval
+    from sheetlab.training import card_path
+
+    pieces = [_piece(0), _piece(1)]
+    settings = RetrievalTrainSettings(epochs=4, pairs_per_epoch=300, batch_size=50,
+                                      lr_step_epochs=10, valid_pairs=60, fit_pairs=200,
+                                      final_fit_pairs=300, threads=1, device="cpu",
+                                      progress=False, bf16=bf16)
+    out = tmp_path / "tiny.pt"
+    history = train_retrieval(pieces, pieces, _small_config(use_cca), settings, out,
+                              command="sheetlab train-retrieval --tiny")
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert history[-1]["train_loss"] < 0.8 * history[0]["train_loss"]
+    card = json.loads(card_path(out).read_text())
+    assert card["command"] == "sheetlab train-retrieval --tiny"
+    assert card["settings"]["bf16"] is bf16 and card["epochs_done"] == 4
+    assert set(card["valid_after_final_fit"]) == {"audio_to_sheet", "sheet_to_audio"}
+    assert ("canonical_correlations" in card) is use_cca
+    best = max(history, key=lambda row: row["valid_mrr"])
+    assert card["best"]["epoch"] == best["epoch"]
+    loaded = load_embedding(out)
+    assert (loaded.cca is not None and bool(loaded.cca.fitted)) is use_cca
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())

@@ -173,3 +173,22 @@ def test_cli_train_composer_split_chooses_the_composers_pieces(pieces, tmp_path,
     train, valid = chosen
     assert train and valid and {p.composer for p in train + valid} == {"Mozart"}
     assert {p.split for p in train} == {"train"} and {p.split for p in valid} == {"valid"}
+
+
+def test_bf16_training_learns_and_keeps_float32_weights(pieces):
+    """bfloat16 autocast: the loss falls on the overfitted batch as in float32, the weights and
+    the logits stay float32, and the first loss is close to float32's (same initial weights)."""
+    settings = dataclasses.replace(QUICK, optimizer="sgd", batch_size=32, max_batches=None)
+    batch = SnippetDataset(pieces[0])
+    first = {}
+    for bf16 in (False, True):
+        torch.manual_seed(0)
+        model = AudioSheetNet(LIGHT).to(memory_format=torch.channels_last)
+        optimizer, _ = make_optimizer(model, settings)
+        chosen = dataclasses.replace(settings, bf16=bf16)
+        losses = [train_epoch(model, batch, optimizer, chosen, epoch=1) for _ in range(8)]
+        first[bf16] = losses[0]
+        assert losses[-1] < 0.4 * losses[0]
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert first[True] == pytest.approx(first[False], rel=0.02)
+    assert first[True] != first[False]  # it did compute in bfloat16
