@@ -89,8 +89,7 @@ def _add_data(subparsers: argparse._SubParsersAction) -> None:
                             help="which pieces (default: piano)")
         action.add_argument("--split", choices=("train", "valid", "test"),
                             help="one split only (default: all)")
-        action.add_argument("--subset", choices=("default", "all"), default="default",
-                            help="the default CPU-sized subset or the whole catalogue")
+        _add_subset_option(action)
         action.add_argument("--limit", type=int, help="at most this many pieces per kind")
         if name == "build":
             action.add_argument("--workers", type=int, default=None,
@@ -112,6 +111,12 @@ def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--workers", type=int, default=None,
                         help="processes building missing data (default: one per core)")
+
+
+def _add_subset_option(parser: argparse.ArgumentParser) -> None:
+    """``--subset`` of the subcommands that choose catalogue pieces."""
+    parser.add_argument("--subset", choices=("default", "all"), default="default",
+                        help="the default CPU-sized subset or the whole catalogue")
 
 
 def _add_bf16_option(parser: argparse.ArgumentParser) -> None:
@@ -142,7 +147,8 @@ def _train(args: argparse.Namespace) -> int:
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size,
                              optimizer=args.optimizer, lr=args.lr,
                              lr_step_epochs=args.lr_step, seed=args.seed, threads=args.threads,
-                             init_from=args.init_from, bf16=args.bf16)
+                             init_from=args.init_from, lag_frames=args.lag_frames,
+                             bf16=args.bf16)
     if args.composer:
         if args.kind != "piano":
             print("sheetlab train: --composer needs --kind piano", file=sys.stderr)
@@ -193,8 +199,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                         help="initial learning rate (default: 0.1 for SGD, 0.001 for Adam)")
     parser.add_argument("--lr-step", type=int, default=10, metavar="EPOCHS",
                         help="divide the learning rate by 10 every this many epochs (default: 10)")
-    parser.add_argument("--subset", choices=("default", "all"), default="default",
-                        help="the default CPU-sized subset or the whole catalogue")
+    _add_subset_option(parser)
     parser.add_argument("--composer", metavar="NAME", default=None,
                         help="piano only: the composer split (train and validate on NAME's "
                              "pieces, test on the other composers) instead of the default split")
@@ -202,6 +207,9 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                         help="start from this checkpoint's weights wherever names and shapes "
                              "agree (e.g. the piano model from the mono one) instead of a "
                              "random initialisation")
+    parser.add_argument("--lag-frames", type=int, default=0, metavar="FRAMES",
+                        help="half of the training excerpts end up to this many frames after "
+                             "their onset (default: 0: all at the onset)")
     _add_bf16_option(parser)
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run that writes the same --out")
@@ -277,8 +285,7 @@ def _add_train_retrieval(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--final-fit-pairs", type=int, default=20_000,
                         help="training pairs for the kept model's CCA statistics "
                              "(default: 20000)")
-    parser.add_argument("--subset", choices=("default", "all"), default="default",
-                        help="the default CPU-sized subset or the whole catalogue")
+    _add_subset_option(parser)
     _add_bf16_option(parser)
     _add_run_options(parser, "sheetlab/weights/<kind>-retrieval-cca.pt, or -linear.pt with "
                              "--no-cca; the card goes beside it as .json")
@@ -306,7 +313,7 @@ def _train_recurrent(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"sheetlab train-recurrent: {error}", file=sys.stderr)
         return 2
-    chosen = {part: pieces(args.kind, part, limit)
+    chosen = {part: pieces(args.kind, part, limit, subset=args.subset)
               for part, limit in (("train", args.train_limit), ("valid", args.valid_limit))}
     train_data = load_pieces(chosen["train"], workers=args.workers)
     valid_data = load_pieces(chosen["valid"], workers=args.workers)
@@ -348,6 +355,7 @@ def _add_train_recurrent(subparsers: argparse._SubParsersAction) -> None:
                         help="largest simulated follower error of the training windows, px")
     parser.add_argument("--onset-share", type=float, default=0.9,
                         help="share of the loss from the correspondence frames (default: 0.9)")
+    _add_subset_option(parser)
     _add_run_options(parser, "sheetlab/weights/<kind>-light-gru.pt; the card goes beside it as "
                              ".json")
     parser.set_defaults(handler=_train_recurrent)

@@ -365,6 +365,14 @@ class SnippetDataset(Dataset):
     settings always give the same examples, and :meth:`set_epoch` gives a new, equally
     reproducible draw per epoch. With ``random_offset=False`` the target sits in the middle.
 
+    The excerpt ends at the correspondence's onset frame (the talk's examples). With
+    ``lag_frames > 0`` half of the examples (drawn from the same generator) end instead a
+    random number of frames after it, from 1 up to ``lag_frames`` but never at or past the
+    next correspondence's frame: the target is still the newest onset, now heard for a while.
+    A follower asks the network at every frame, and at most frames the newest onset lies some
+    frames back (chapter 5); the other half keeps the network practised on the onset frames,
+    where the localisation of chapter 4 is measured.
+
     Parameters
     ----------
     pieces : sequence of PieceData
@@ -379,6 +387,8 @@ class SnippetDataset(Dataset):
         Draw the target's position in the window (else: centred).
     seed : int
         Seed of the offsets.
+    lag_frames : int
+        Largest number of frames an excerpt may end after its onset (0: at the onset).
 
     Examples yield ``(sheet, spec, target_x)``: ``sheet (1, H, width_px) float32`` ink in
     [0, 1] (1 = black), ``spec (1, n_bands, context_frames) float32`` and ``target_x``, a
@@ -387,17 +397,23 @@ class SnippetDataset(Dataset):
 
     def __init__(self, pieces: Sequence[PieceData], width_px: int = WINDOW_PX,
                  context_frames: int = CONTEXT_FRAMES, margin_px: int = 20,
-                 random_offset: bool = True, seed: int = 0) -> None:
+                 random_offset: bool = True, seed: int = 0, lag_frames: int = 0) -> None:
         if not pieces:
             raise ValueError("SnippetDataset needs at least one piece")
         if not 0 <= margin_px < width_px / 2:
             raise ValueError(f"margin_px must be in [0, width_px / 2), got {margin_px}")
+        if lag_frames < 0:
+            raise ValueError(f"lag_frames must be >= 0, got {lag_frames}")
         self.pieces = list(pieces)
         self.width_px, self.context_frames, self.margin_px = width_px, context_frames, margin_px
         self.random_offset, self.seed, self.epoch = random_offset, seed, 0
+        self.lag_frames = lag_frames
         counts = [p.n_correspondences for p in self.pieces]
         self._piece = np.repeat(np.arange(len(counts)), counts)
         self._onset = np.concatenate([np.arange(c) for c in counts])
+        # the largest lag of each example: up to lag_frames, short of the next onset's frame
+        room = [np.append(np.diff(p.onset_frame) - 1, lag_frames) for p in self.pieces]
+        self._max_lag = np.clip(np.concatenate(room), 0, lag_frames)
 
     def __len__(self) -> int:
         return len(self._piece)
@@ -408,18 +424,31 @@ class SnippetDataset(Dataset):
 
     def offset(self, index: int) -> float:
         """x of the target inside the window of example ``index``, in px."""
-        if not self.random_offset:
-            return self.width_px / 2
+        return self._draw(index)[0]
+
+    def lag(self, index: int) -> int:
+        """Frames between the onset of example ``index`` and the end of its excerpt."""
+        return self._draw(index)[1]
+
+    def _draw(self, index: int) -> tuple[float, int]:
+        """The example's seeded random choices: the target's x in the window, the lag."""
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        return float(rng.uniform(self.margin_px, self.width_px - self.margin_px))
+        offset = (float(rng.uniform(self.margin_px, self.width_px - self.margin_px))
+                  if self.random_offset else self.width_px / 2)
+        lag = 0
+        if self.lag_frames and rng.random() < 0.5 and self._max_lag[index] > 0:
+            lag = int(rng.integers(1, self._max_lag[index] + 1))
+        return offset, lag
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         piece = self.pieces[self._piece[index]]
         k = self._onset[index]
         target = piece.onset_x[k]
-        left = int(np.floor(target - self.offset(index)))
+        offset, lag = self._draw(index)
+        left = int(np.floor(target - offset))
         window = sheet_window(piece.strip, left, self.width_px)
-        excerpt = spectrogram_excerpt(piece.spec, int(piece.onset_frame[k]), self.context_frames)
+        end = min(int(piece.onset_frame[k]) + lag, piece.spec.shape[1] - 1)
+        excerpt = spectrogram_excerpt(piece.spec, end, self.context_frames)
         sheet = (255 - window[None].astype(np.float32)) / 255.0
         return (torch.from_numpy(sheet), torch.from_numpy(excerpt[None]),
                 torch.tensor(target - left, dtype=torch.float32))

@@ -641,9 +641,9 @@ def recall_and_mrr(sim: np.ndarray, k: int) -> tuple[float, float]:
     return metrics[f"R@{k}"], metrics["MRR"]
 
 
-def evaluate_pairs(model: Embedding, pieces: Sequence[PieceData], piece_index: np.ndarray,
-                   frame: np.ndarray, batch_size: int = 256) -> dict[str, dict[str, float]]:
-    """Two-way retrieval among a set of pairs (chapter 9).
+def pair_ranks(model: Embedding, pieces: Sequence[PieceData], piece_index: np.ndarray,
+               frame: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """The rank of every pair's partner, both ways, among a set of pairs (chapter 9).
 
     Every excerpt queries all snippets of the set and every snippet all excerpts; the pair's
     own partner is the one right answer.
@@ -651,14 +651,68 @@ def evaluate_pairs(model: Embedding, pieces: Sequence[PieceData], piece_index: n
     Returns
     -------
     dict
-        ``{"audio_to_sheet": metrics, "sheet_to_audio": metrics}`` (:func:`retrieval_metrics`).
+        ``{"audio_to_sheet": ranks, "sheet_to_audio": ranks}``, each ``(N,) int64``, 1-based
+        (:func:`rank_of_match`), query ``i`` being pair ``i``.
     """
     x = np.array([position_x(pieces[int(i)], f) for i, f in zip(piece_index, frame)])
     sheet = embed_snippets(model, pieces, piece_index, x, batch_size)
     audio = embed_excerpts(model, pieces, piece_index, frame, batch_size)
     sim = similarity(audio, sheet)
-    return {"audio_to_sheet": retrieval_metrics(rank_of_match(sim)),
-            "sheet_to_audio": retrieval_metrics(rank_of_match(sim.T))}
+    return {"audio_to_sheet": rank_of_match(sim), "sheet_to_audio": rank_of_match(sim.T)}
+
+
+def evaluate_pairs(model: Embedding, pieces: Sequence[PieceData], piece_index: np.ndarray,
+                   frame: np.ndarray, batch_size: int = 256) -> dict[str, dict[str, float]]:
+    """Two-way retrieval measures among a set of pairs (chapter 9).
+
+    Returns
+    -------
+    dict
+        ``{"audio_to_sheet": metrics, "sheet_to_audio": metrics}`` (:func:`retrieval_metrics`
+        of :func:`pair_ranks`).
+    """
+    ranks = pair_ranks(model, pieces, piece_index, frame, batch_size)
+    return {direction: retrieval_metrics(r) for direction, r in ranks.items()}
+
+
+def mrr_difference(ranks_a: np.ndarray, ranks_b: np.ndarray, groups: np.ndarray, *,
+                   n_resamples: int = 2000, seed: int = 0) -> dict[str, float]:
+    """How much model A's MRR exceeds model B's on the same queries, with a bootstrap interval
+    (chapter 9).
+
+    Queries from one piece are not independent (neighbouring excerpts share most of their
+    audio), so the interval resamples whole pieces: each resample draws as many groups as
+    there are, with replacement, and takes the difference of the two MRRs over all their
+    queries. The interval holds the central 95 % of the resampled differences.
+
+    Parameters
+    ----------
+    ranks_a, ranks_b : numpy.ndarray
+        ``(N,)`` 1-based ranks of the same N queries under the two models.
+    groups : numpy.ndarray
+        ``(N,)`` the group (piece) of each query.
+    n_resamples : int
+        Bootstrap resamples.
+    seed : int
+        Seed of the resampling.
+
+    Returns
+    -------
+    dict
+        ``difference`` (MRR of A minus MRR of B), ``low`` and ``high`` (the 2.5 % and 97.5 %
+        quantiles of the resampled differences).
+    """
+    ranks_a, ranks_b, groups = (np.asarray(a) for a in (ranks_a, ranks_b, groups))
+    if not ranks_a.shape == ranks_b.shape == groups.shape or ranks_a.ndim != 1:
+        raise ValueError("ranks_a, ranks_b and groups must be 1-d arrays of one length")
+    gain = 1.0 / ranks_a - 1.0 / ranks_b
+    names, group = np.unique(groups, return_inverse=True)
+    total = np.bincount(group, weights=gain, minlength=len(names))
+    count = np.bincount(group, minlength=len(names))
+    draws = np.random.default_rng(seed).integers(0, len(names), (n_resamples, len(names)))
+    resampled = total[draws].sum(axis=1) / count[draws].sum(axis=1)
+    low, high = np.quantile(resampled, [0.025, 0.975])
+    return {"difference": float(gain.mean()), "low": float(low), "high": float(high)}
 
 
 # --------------------------------------------------------------------------- piece identification
@@ -1004,6 +1058,7 @@ def _train_epoch(model: Embedding, pieces: Sequence[PieceData], optimizer: torch
 __all__ = ["CCALayer", "CCAProjections", "Embedding", "RetrievalTrainSettings", "Alignment",
            "align", "cca", "dtw", "embed_excerpts", "embed_snippets", "evaluate_pairs",
            "excerpt_end", "fit_cca", "identify_pieces", "inverse_sqrt", "load_embedding",
+           "mrr_difference", "pair_ranks",
            "load_pretrained_embedding", "pair_batch", "position_x", "pretrained_path",
            "pairwise_ranking_loss", "query_frames", "rank_of_match", "ranking_loss",
            "recall_and_mrr", "retrieval_config", "retrieve",

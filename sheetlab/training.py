@@ -91,6 +91,10 @@ class TrainSettings:
         A checkpoint to start from instead of a random initialisation, wherever names and
         shapes agree (:func:`sheetlab.models.transfer_weights`: e.g. the piano model from the
         mono model).
+    lag_frames : int
+        Half of the training excerpts end up to this many frames after their onset
+        (:class:`sheetlab.dataset.SnippetDataset`; 0: all at the onset, as in the talk).
+        Validation excerpts always end at the onset.
     bf16 : bool
         Compute the training forward pass in bfloat16 (``torch.autocast``; the weights, the
         loss and the optimiser stay float32). On a CPU with AVX-512 BF16 (or AMX) and on GPUs
@@ -113,6 +117,7 @@ class TrainSettings:
     device: str | None = None
     progress: bool = True
     init_from: str | None = None
+    lag_frames: int = 0
     bf16: bool = False
 
     def __post_init__(self) -> None:
@@ -272,6 +277,24 @@ def evaluate(model: AudioSheetNet, dataset: SnippetDataset, spread: float = SPRE
     return {"loss": float(cross_entropy(logits, soft_targets(x, n_buckets, width, spread)).mean()),
             "within_one_bucket": float(np.mean(error_px < bucket_width(n_buckets, width))),
             "mae_px": float(np.mean(error_px))}
+
+
+def bf16_is_fast(where: torch.device | str | None = None) -> bool:
+    """Whether bfloat16 autocast speeds training up on a device (chapter 4).
+
+    True on a GPU and on a CPU with the AVX-512 BF16 or AMX instructions; elsewhere bfloat16
+    arithmetic is emulated and slower than float32.
+
+    Parameters
+    ----------
+    where : torch.device or str, optional
+        The device; default :func:`sheetlab.models.device`.
+    """
+    where = torch.device(where) if where is not None else device()
+    if where.type != "cpu":
+        return True
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def to_device(batch: torch.Tensor, where: torch.device) -> torch.Tensor:
@@ -435,7 +458,8 @@ def _train(train_pieces, valid_pieces, config: ModelConfig, settings: TrainSetti
     model = model.to(where, memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(model, settings)
     width = config.sheet_shape[1]
-    train_set = SnippetDataset(train_pieces, width_px=width, seed=settings.seed)
+    train_set = SnippetDataset(train_pieces, width_px=width, seed=settings.seed,
+                               lag_frames=settings.lag_frames)
     valid_set = SnippetDataset(valid_pieces, width_px=width, seed=settings.seed + 1)
     digest = data_hash(train_pieces, valid_pieces)
     run = {"history": [], "best": None, "elapsed_s": 0.0}

@@ -173,3 +173,28 @@ def test_snippets_are_deterministic_and_vary_by_epoch(mono_data):
     assert [float(a[i][2]) for i in range(len(a))] != before
     centred = SnippetDataset([mono_data], random_offset=False)
     assert all(float(centred[i][2]) == pytest.approx(195.0, abs=1.0) for i in range(len(centred)))
+
+
+def test_lagged_excerpts_end_after_the_onset_and_before_the_next(mono_data):
+    lag = 12
+    ds = SnippetDataset([mono_data], seed=2, lag_frames=lag)
+    plain = SnippetDataset([mono_data], seed=2)
+    frames = mono_data.onset_frame
+    lags = []
+    for i in range(len(ds)):
+        sheet, spec, target = ds[i]
+        same_sheet, _, same_target = plain[i]
+        assert torch.equal(sheet, same_sheet) and target == same_target  # windows unchanged
+        end = frames[i] + ds.lag(i)
+        assert 0 <= ds.lag(i) <= lag
+        if i + 1 < len(frames):
+            assert end < frames[i + 1] or ds.lag(i) == 0  # the target stays the newest onset
+        np.testing.assert_array_equal(spec[0].numpy(), spectrogram_excerpt(mono_data.spec, end))
+        lags.append(ds.lag(i))
+    assert len(set(lags)) > 3  # the lags vary
+    assert 0.3 < np.mean(np.array(lags) == 0) < 0.7  # about half end at the onset
+    assert all(plain.lag(i) == 0 for i in range(len(plain)))
+    again = SnippetDataset([mono_data], seed=2, lag_frames=lag)
+    assert [again.lag(i) for i in range(len(again))] == lags
+    with pytest.raises(ValueError, match="lag_frames"):
+        SnippetDataset([mono_data], lag_frames=-1)

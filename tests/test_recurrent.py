@@ -230,13 +230,13 @@ def test_cli_trains_and_records_the_command(base, piece, tmp_path, capsys, monke
     base_path, out = tmp_path / "base.pt", tmp_path / "rnn.pt"
     save_checkpoint(base_path, base)
     code = main(["train-recurrent", "--kind", "piano", "--base", str(base_path), "--epochs", "1",
-                 "--hidden-units", "8", "--train-limit", "1", "--out", str(out),
-                 "--threads", "1"])
+                 "--hidden-units", "8", "--subset", "all", "--train-limit", "1", "--out",
+                 str(out), "--threads", "1"])
     assert code == 0 and f"model {out}" in capsys.readouterr().out
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["command"].startswith(f"sheetlab train-recurrent --kind piano --base {base_path} "
                                       "--epochs 1 --hidden-units 8 ")
-    assert f"--train-limit 1 --out {out} --threads 1 --seed 0" in card["command"]
+    assert f"--subset all --train-limit 1 --out {out} --threads 1 --seed 0" in card["command"]
     assert load_recurrent(out).hidden_units == 8
     assert main(["train-recurrent", "--kind", "piano", "--base", str(tmp_path / "no.pt")]) == 2
     assert "no.pt: no such base checkpoint" in capsys.readouterr().err

@@ -380,3 +380,23 @@ def test_train_retrieval_learns_and_writes_its_card(tmp_path, use_cca, bf16):
     loaded = load_embedding(out)
     assert (loaded.cca is not None and bool(loaded.cca.fitted)) is use_cca
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
+
+
+def test_mrr_difference_and_its_piece_bootstrap():
+    from sheetlab.retrieval import mrr_difference
+
+    groups = np.repeat(np.arange(10), 20)
+    better = np.ones(200, dtype=int)
+    worse = np.where(np.arange(200) % 2 == 0, 1, 2)
+    result = mrr_difference(better, worse, groups, n_resamples=500, seed=1)
+    assert result["difference"] == pytest.approx(0.25)  # half the queries: 1 - 1/2
+    assert result["low"] == pytest.approx(0.25) and result["high"] == pytest.approx(0.25)
+    # a gain in one piece only: the interval over pieces is wide and holds zero
+    lucky = np.where(groups == 0, 1, 2)
+    spread = mrr_difference(lucky, np.full(200, 2), groups, n_resamples=2000, seed=2)
+    assert spread["difference"] == pytest.approx(0.05)
+    assert spread["low"] == 0.0 and spread["high"] > 0.1
+    swapped = mrr_difference(np.full(200, 2), lucky, groups, n_resamples=2000, seed=2)
+    assert swapped["difference"] == pytest.approx(-0.05) and swapped["high"] == 0.0
+    with pytest.raises(ValueError):
+        mrr_difference(better, worse[:10], groups)

@@ -133,12 +133,15 @@ def test_cli_train_writes_checkpoint_and_card(pieces, tmp_path, capsys, monkeypa
     monkeypatch.setattr(sheetlab.training, "load_pieces", lambda chosen, **kwargs: next(loaded))
     out = tmp_path / "mono-light.pt"
     code = main(["train", "--kind", "mono", "--epochs", "1", "--optimizer", "adam",
-                 "--train-limit", "2", "--out", str(out), "--threads", "1"])
+                 "--lag-frames", "3", "--bf16", "--train-limit", "2", "--out", str(out),
+                 "--threads", "1"])
     assert code == 0 and f"model {out}" in capsys.readouterr().out
     card = json.loads(card_path(out).read_text())
     assert card["command"] == ("sheetlab train --kind mono --config light --epochs 1 "
                                f"--batch-size 100 --optimizer adam --lr-step 10 --subset default "
-                               f"--train-limit 2 --out {out} --threads 1 --seed 0")
+                               f"--lag-frames 3 --bf16 --train-limit 2 --out {out} --threads 1 "
+                               f"--seed 0")
+    assert card["settings"]["lag_frames"] == 3 and card["settings"]["bf16"] is True
     assert card["n_train_pieces"] == 2 and load_checkpoint(out).config == LIGHT
 
 
@@ -192,3 +195,14 @@ def test_bf16_training_learns_and_keeps_float32_weights(pieces):
         assert all(p.dtype == torch.float32 for p in model.parameters())
     assert first[True] == pytest.approx(first[False], rel=0.02)
     assert first[True] != first[False]  # it did compute in bfloat16
+
+
+def test_bf16_is_fast_follows_the_cpu_flags(monkeypatch):
+    from sheetlab.training import bf16_is_fast
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert not bf16_is_fast("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert bf16_is_fast("cpu")
+    assert bf16_is_fast("cuda")  # GPUs compute bfloat16 natively (no GPU needed to ask)
