@@ -208,6 +208,9 @@ def available_sound_fonts() -> dict[str, Path]:
     -------
     dict of str to pathlib.Path
         Sorted by name, real files only (symbolic links to the same file are listed once).
+        A system font whose name is taken (Debian's ``timgm6mb-soundfont`` is another build
+        of the default font) is listed as ``"<name> (system)"``, so that the default name
+        always means the same file, whatever the machine has installed.
     """
     fonts = {default_sound_font().stem: default_sound_font()}
     seen = {default_sound_font().resolve()}
@@ -215,7 +218,7 @@ def available_sound_fonts() -> dict[str, Path]:
         for path in sorted(folder.glob("*.sf[23]")) if folder.is_dir() else ():
             if path.resolve() not in seen:
                 seen.add(path.resolve())
-                fonts[path.stem] = path
+                fonts[path.stem if path.stem not in fonts else f"{path.stem} (system)"] = path
     return dict(sorted(fonts.items()))
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import sheetlab.perform as perform_module
 from sheetlab.onsets import detect_onsets, pick_peaks, spectral_flux
 from sheetlab.perform import (
     SAMPLE_RATE,
@@ -183,6 +184,14 @@ def test_sound_fonts():
         render(Performance((Note(60, 0.0, 0.5),), (), PerformanceSettings(sound_font="Steinway")))
     with pytest.raises(SoundFontError, match="nowhere/font.sf2"):
         synthesize([Note(60, 0.0, 0.5)], sound_font="/nowhere/font.sf2")
+
+
+def test_a_system_font_never_takes_the_default_name(tmp_path, monkeypatch):
+    (tmp_path / "TimGM6mb.sf2").write_bytes(b"RIFF another build of the font")
+    monkeypatch.setattr(perform_module, "_SYSTEM_SOUND_FONT_DIRS", (tmp_path,))
+    fonts = available_sound_fonts()
+    assert fonts["TimGM6mb"] == default_sound_font() == sound_font_path()
+    assert fonts["TimGM6mb (system)"] == tmp_path / "TimGM6mb.sf2"
 
 
 @pytest.mark.skipif(not DEBIAN_FONT.is_file(), reason="Debian's fluid-soundfont-gm is not installed")
