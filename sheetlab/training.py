@@ -398,8 +398,9 @@ def _restore(path: Path, model: AudioSheetNet, optimizer, scheduler, config: Mod
         raise ValueError(f"{path}: the state is of another model configuration")
     if state["data_hash"] != digest:
         raise ValueError(f"{path}: the state was trained on other data (data hash differs)")
+    defaults = TrainSettings().as_dict()  # a state saved before a setting existed ran with its default
     changed = sorted(k for k, v in settings.as_dict().items()
-                     if k not in _RESUMABLE_CHANGES and state["settings"].get(k) != v)
+                     if k not in _RESUMABLE_CHANGES and state["settings"].get(k, defaults[k]) != v)
     if changed:
         raise ValueError(f"{path}: cannot resume with changed settings: {', '.join(changed)}")
     model.load_state_dict(state["model"])

@@ -116,6 +116,16 @@ def test_resume_refuses_other_settings_or_missing_state(pieces, tmp_path):
         history_of(pieces, tmp_path / "nothing.pt", resume=True)
 
 
+def test_resume_takes_a_setting_newer_than_the_state_at_its_default(pieces, tmp_path):
+    history_of(pieces, tmp_path / "m.pt", dataclasses.replace(QUICK, epochs=1))
+    state = torch.load(resume_path(tmp_path / "m.pt"), weights_only=True)
+    del state["settings"]["lag_frames"]  # as saved before --lag-frames existed
+    torch.save(state, resume_path(tmp_path / "m.pt"))
+    with pytest.raises(ValueError, match="changed settings: lag_frames"):
+        history_of(pieces, tmp_path / "m.pt", dataclasses.replace(QUICK, lag_frames=3), resume=True)
+    assert [row["epoch"] for row in history_of(pieces, tmp_path / "m.pt", resume=True)] == [1, 2]
+
+
 def test_threads_are_restored_and_bad_inputs_rejected(pieces, tmp_path):
     history_of(pieces, tmp_path / "m.pt", dataclasses.replace(QUICK, epochs=1, threads=2))
     assert torch.get_num_threads() == 1
