@@ -307,6 +307,38 @@ def to_device(batch: torch.Tensor, where: torch.device) -> torch.Tensor:
     return batch.to(where, memory_format=torch.channels_last)
 
 
+def train_step(model: AudioSheetNet, optimizer: torch.optim.Optimizer, sheet: torch.Tensor,
+               spec: torch.Tensor, targets: torch.Tensor, bf16: bool = False) -> float:
+    """One optimisation step on one mini-batch (chapter 4).
+
+    Parameters
+    ----------
+    model : AudioSheetNet
+        The model, in training mode (channels-last, as :func:`train` keeps it, runs fastest).
+    optimizer : torch.optim.Optimizer
+        From :func:`make_optimizer`.
+    sheet, spec : torch.Tensor
+        ``(N, 1, H, W) float32`` sheet windows and ``(N, 1, F, T)`` spectrogram excerpts.
+    targets : torch.Tensor
+        ``(N, B)`` target distributions over the buckets (rows sum to 1).
+    bf16 : bool
+        Compute the forward pass in bfloat16 autocast (see :class:`TrainSettings`).
+
+    Returns
+    -------
+    float
+        The mini-batch's cross-entropy before the step (nats).
+    """
+    where = next(model.parameters()).device
+    with torch.autocast(where.type, torch.bfloat16, enabled=bf16):
+        logits = model(to_device(sheet, where), to_device(spec, where))
+    loss = F.cross_entropy(logits.float(), targets.to(where, torch.float32))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     """A seed for one epoch of a run, from the run's seed and the epoch (chapters 4 and 7)."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
@@ -342,21 +374,14 @@ def train_epoch(model: AudioSheetNet, dataset: SnippetDataset, optimizer: torch.
                         drop_last=len(dataset) > settings.batch_size)
     n_batches = min(len(loader), settings.max_batches or len(loader))
     n_buckets, width = model.config.n_buckets, model.config.sheet_shape[1]
-    where = next(model.parameters()).device
     model.train()
     losses = []
     bar = tqdm(loader, total=n_batches, desc=f"epoch {epoch}", leave=False,
                disable=not settings.progress)
     for sheet, spec, x in bar:
         targets = torch.from_numpy(soft_targets(x.numpy(), n_buckets, width, settings.spread))
-        with torch.autocast(where.type, torch.bfloat16, enabled=settings.bf16):
-            logits = model(to_device(sheet, where), to_device(spec, where))
-        loss = F.cross_entropy(logits.float(), targets.to(where, torch.float32))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        losses.append(train_step(model, optimizer, sheet, spec, targets, settings.bf16))
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if len(losses) == n_batches:
             break
     bar.close()

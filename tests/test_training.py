@@ -12,8 +12,9 @@ from sheetlab.cli import main
 from sheetlab.corpus import Score
 from sheetlab.dataset import SnippetDataset, load_piece
 from sheetlab.models import AudioSheetNet, config, load_checkpoint
+from sheetlab.targets import soft_targets
 from sheetlab.training import (TrainSettings, card_path, data_hash, evaluate, make_optimizer,
-                               resume_path, train, train_epoch)
+                               resume_path, train, train_epoch, train_step)
 from test_engrave import MONO, musicxml, note
 
 SCALE = musicxml([[note(step, 4, 2, "quarter") for step in "CDEF"],
@@ -45,6 +46,22 @@ def pieces():
 
 def history_of(pieces, out, settings=QUICK, **kwargs):
     return train(*pieces, LIGHT, settings, out, **kwargs)
+
+
+def test_train_step_returns_the_loss_before_its_step(pieces):
+    torch.manual_seed(0)
+    model = AudioSheetNet(LIGHT).train()
+    optimizer, _ = make_optimizer(model, QUICK)
+    sheet, spec, x = (torch.stack(t) for t in zip(*SnippetDataset(pieces[0])))
+    targets = torch.from_numpy(soft_targets(x.numpy())).float()
+    before = [p.detach().clone() for p in model.parameters()]
+    torch.manual_seed(1)
+    expected = torch.nn.functional.cross_entropy(model(sheet, spec), targets).item()
+    torch.manual_seed(1)
+    assert train_step(model, optimizer, sheet, spec, targets) == pytest.approx(expected, rel=1e-4)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    second = train_step(model, optimizer, sheet, spec, targets)
+    assert train_step(model, optimizer, sheet, spec, targets) < second  # it learns the batch
 
 
 def test_the_loss_falls_on_the_batch_it_overfits(pieces):
