@@ -85,14 +85,15 @@ def run() -> dict:
                      for name, pieces in (("default subset", test),
                                           ("whole catalogue", test_all))}
             errors = np.concatenate([align(model, piece).errors_px for piece in test])
-            for name, ranks in ident.items():
+            for name, piece_ranks in ident.items():
                 rows.append({"model": label,
-                             "task": f"piece identification, {len(ranks)} test pieces ({name})",
-                             "R@1": round(float(np.mean(ranks <= 1)), 3),
-                             "R@5": round(float(np.mean(ranks <= 5)), 3),
-                             "R@10": round(float(np.mean(ranks <= 10)), 3), "R@25": "",
-                             "MRR": round(float(np.mean(1.0 / ranks)), 3),
-                             "median_rank": float(np.median(ranks))})
+                             "task": f"piece identification, {len(piece_ranks)} test pieces "
+                                     f"({name})",
+                             "R@1": round(float(np.mean(piece_ranks <= 1)), 3),
+                             "R@5": round(float(np.mean(piece_ranks <= 5)), 3),
+                             "R@10": round(float(np.mean(piece_ranks <= 10)), 3), "R@25": "",
+                             "MRR": round(float(np.mean(1.0 / piece_ranks)), 3),
+                             "median_rank": float(np.median(piece_ranks))})
             notes.append(f"{label}: DTW alignment of the {len(test)} default test pieces, "
                          f"{len(errors)} onsets: mean error {errors.mean():.1f} px, median "
                          f"{np.median(errors):.1f} px, {np.mean(errors <= 20):.0%} within 20 px, "

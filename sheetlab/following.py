@@ -59,7 +59,7 @@ import torch
 from sheetlab.dataset import (CONTEXT_FRAMES, WINDOW_PX, PieceData, SnippetDataset, sheet_window,
                               spectrogram_excerpt)
 from sheetlab.engrave import EngraveSettings
-from sheetlab.models import AudioSheetNet, FoldedHead, fold_head
+from sheetlab.models import AudioSheetNet, FoldedHead, fold_head, to_device
 from sheetlab.spectrogram import FPS, frame_to_time
 from sheetlab.targets import N_BUCKETS, bucket_width, localise, softmax
 
@@ -191,7 +191,7 @@ def localise_onsets(model: torch.nn.Module, piece: PieceData, *, random_offset: 
     with evaluating(model):
         for batch in _batches(len(examples), batch_size):
             sheet, spec, target = (torch.stack(t) for t in zip(*(examples[i] for i in batch)))
-            logits = model(sheet.to(device), spec.to(device)).cpu().numpy()
+            logits = model(to_device(sheet, device), to_device(spec, device)).cpu().numpy()
             window_x = localise(softmax(logits), width_px)
             pred.append(piece.onset_x[batch] - target.numpy().astype(np.float64) + window_x)
     return OnsetPredictions(piece.piece_id, np.concatenate(pred), piece.onset_x.astype(np.float64),
@@ -470,10 +470,11 @@ def batched_outputs(pathway: Callable[[torch.Tensor], torch.Tensor], n: int, bat
     device : torch.device
         Where the batches go.
     example : callable
-        ``example(i) -> tensor``: the input of example ``i``, without the batch axis.
+        ``example(i) -> tensor``: the ``(C, H, W)`` input of example ``i``, without the batch
+        axis (batches go in channels-last order, :func:`sheetlab.models.to_device`).
     """
     batches = _batches(n, batch_size)
-    return torch.cat([pathway(torch.stack([example(int(i)) for i in batch]).to(device))
+    return torch.cat([pathway(to_device(torch.stack([example(int(i)) for i in batch]), device))
                       for batch in batches]).cpu().numpy()
 
 

@@ -384,6 +384,18 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def to_device(batch: torch.Tensor, where: torch.device) -> torch.Tensor:
+    """A batch of images ``(N, C, H, W)`` on ``where``, in channels-last memory order (chapter 4).
+
+    The trainers keep models in channels-last order (``model.to(memory_format=
+    torch.channels_last)``), and so do :func:`load_checkpoint` and the retrieval loader: in
+    that order oneDNN's CPU convolutions run about twice as fast for these narrow networks in
+    training, and about 1.3 times as fast when following a piece. The inputs follow. The
+    values are unchanged.
+    """
+    return batch.to(where, memory_format=torch.channels_last)
+
+
 def atomic_save(obj: object, path: str | Path) -> None:
     """``torch.save`` to a temporary file renamed into place: never a partial file (chapter 4).
 
@@ -430,13 +442,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     Returns
     -------
     AudioSheetNet
-        With ``metadata`` set to what was stored.
+        With ``metadata`` set to what was stored, in channels-last order (:func:`to_device`).
     """
     blob = torch.load(Path(path), map_location=map_location, weights_only=True)
     model = AudioSheetNet(ModelConfig.from_dict(blob["config"]))
     model.load_state_dict(blob["state_dict"])
     model.metadata = blob["metadata"]
-    return model.to(map_location).eval()
+    return model.to(map_location, memory_format=torch.channels_last).eval()
 
 
 def transfer_weights(model: AudioSheetNet, source: str | Path) -> list[str]:

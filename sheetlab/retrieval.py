@@ -54,7 +54,8 @@ from sheetlab.dataset import PieceData
 from sheetlab.following import (batched_outputs, evaluating, model_device, sheet_input,
                                 spec_input)
 from sheetlab.models import (EXCERPT_FRAMES, SNIPPET_PX, RetrievalConfig, RetrievalNet,
-                             count_parameters, device, retrieval_config, save_checkpoint)
+                             count_parameters, device, retrieval_config, save_checkpoint,
+                             to_device)
 
 RECALL_AT = (1, 5, 10, 25)
 """The ``k`` of the recall-at-k figures."""
@@ -269,7 +270,7 @@ class Embedding(nn.Module):
 
 def load_embedding(path: str | Path, map_location: str | torch.device = "cpu") -> Embedding:
     """An :class:`Embedding` from a file written by :func:`sheetlab.models.save_checkpoint`,
-    in eval mode (chapter 9).
+    in eval mode and channels-last order (chapter 9).
 
     Raises
     ------
@@ -284,7 +285,7 @@ def load_embedding(path: str | Path, map_location: str | torch.device = "cpu") -
     model = Embedding(RetrievalConfig.from_dict(blob["config"]))
     model.load_state_dict(blob["state_dict"])
     model.metadata = blob["metadata"]
-    return model.to(map_location).eval()
+    return model.to(map_location, memory_format=torch.channels_last).eval()
 
 
 def pretrained_path(cca: bool = True, kind: str = "piano") -> Path:
@@ -1029,7 +1030,7 @@ def train_retrieval(train_pieces: Sequence[PieceData], valid_pieces: Sequence[Pi
 def _train_epoch(model: Embedding, pieces: Sequence[PieceData], optimizer: torch.optim.Optimizer,
                  settings: RetrievalTrainSettings, epoch: int) -> float:
     """One epoch on freshly drawn pairs; the mean training loss."""
-    from sheetlab.training import epoch_seed, to_device
+    from sheetlab.training import epoch_seed
 
     seed = epoch_seed(settings.seed, epoch)
     torch.manual_seed(seed)

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from sheetlab.dataset import Condition, PieceData, SnippetDataset, load_piece
 from sheetlab.models import (AudioSheetNet, ModelConfig, atomic_save, count_parameters,
-                             device, save_checkpoint, transfer_weights)
+                             device, save_checkpoint, to_device, transfer_weights)
 from sheetlab.targets import (SPREAD, bucket_width, cross_entropy, localise, soft_targets,
                               softmax)
 
@@ -295,16 +295,6 @@ def bf16_is_fast(where: torch.device | str | None = None) -> bool:
         return True
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-
-
-def to_device(batch: torch.Tensor, where: torch.device) -> torch.Tensor:
-    """A batch of images ``(N, C, H, W)`` on ``where``, in channels-last memory order (chapter 4).
-
-    The trainers keep models in channels-last order (``model.to(memory_format=
-    torch.channels_last)``), in which oneDNN's CPU convolutions run about twice as fast for
-    these narrow networks; the inputs follow. The values are unchanged.
-    """
-    return batch.to(where, memory_format=torch.channels_last)
 
 
 def train_step(model: AudioSheetNet, optimizer: torch.optim.Optimizer, sheet: torch.Tensor,
