@@ -110,7 +110,7 @@ spectral flux (:func:`sheetlab.onsets.spectral_flux`: move only where a note sta
 (8 pieces): its figures move by 1/8 when one piece is lost or not.
 
 The table above was made with an earlier piano network, trained on the default subset's 34
-pieces (27 % of its validation onsets within one bucket given the window). With the shipped
+pieces (22 % of its validation onsets within one bucket given the window). With the shipped
 one, trained on the whole catalogue's 340 training pieces (63 %), the defaults were checked
 again on the 41 validation pieces of the whole catalogue::
 
