@@ -8,10 +8,10 @@ call (both pathways in batches, then the frame loop) of :func:`sheetlab.hmm.trac
 :func:`sheetlab.following.follow`, with the light piano model on 2 torch threads, median of 3
 runs. Real-time factor = audio duration / that wall time.
 
-Quality: every test piece of three sets, tracked and followed with the shipped networks:
+Quality: every test piece of four sets, tracked and followed with the shipped networks:
 the mono test split (mono-light), the piano test split (piano-light) of the default subset
-and of the whole catalogue (41 pieces, of which the default's 7 are a part) and the test pieces of
-the composer split (train and validate on Mozart only; piano-light-mozart). Per set: the
+and of the whole catalogue (41 pieces, of which the default's 7 are a part) and the test
+pieces of the composer split (train and validate on Mozart only; piano-light-mozart). Per set: the
 tracking ratio (mean over the pieces), the share of pieces tracked to the end, the share of
 onsets within one bucket (10 px) and the mean absolute error at the onsets (pooled over the
 onsets), and the jitter (:func:`sheetlab.following.jitter` on the sounding frames, mean over
@@ -82,10 +82,10 @@ def speed_rows() -> tuple[list[dict], str]:
 
 def quality_rows() -> list[dict]:
     """Tracking measures of track and follow on the four held-out sets."""
+    piano = load_pretrained("piano")
     sets = [("mono test", load_pretrained("mono"), corpus.pieces("mono", "test")),
-            ("piano test", load_pretrained("piano"), corpus.pieces("piano", "test")),
-            ("piano test, whole catalogue", load_pretrained("piano"),
-             corpus.pieces("piano", "test", subset="all"))]
+            ("piano test", piano, corpus.pieces("piano", "test")),
+            ("piano test, whole catalogue", piano, corpus.pieces("piano", "test", subset="all"))]
     mozart = weights_path("piano", "light-mozart")
     if mozart.exists():
         sets.append(("composer split test (Mozart-only model)", load_checkpoint(mozart),

@@ -43,11 +43,12 @@ def run() -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
+        piano = load_pretrained("piano")
         rows = [_row(load_pretrained("mono"), "mono-light", "mono test (Essen)",
                      corpus.pieces("mono", "test")),
-                _row(load_pretrained("piano"), "piano-light", "piano test (default subset)",
+                _row(piano, "piano-light", "piano test (default subset)",
                      corpus.pieces("piano", "test")),
-                _row(load_pretrained("piano"), "piano-light", "piano test (whole catalogue)",
+                _row(piano, "piano-light", "piano test (whole catalogue)",
                      corpus.pieces("piano", "test", subset="all"))]
         mozart = weights_path("piano", "light-mozart")
         if mozart.exists():

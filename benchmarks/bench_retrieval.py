@@ -74,7 +74,8 @@ def run() -> dict:
         rows, notes, ranks = [], [], {}
         pair_sets = ((f"{len(test_all)} pieces", test_all, all_index, all_frame),
                      (f"{len(test)} pieces", test, piece_index, frame))
-        for label, model in _models():
+        models = _models()
+        for label, model in models:
             for name, pieces, index, frames in pair_sets:
                 ranks[label, name] = pair_ranks(model, pieces, index, frames)
                 for direction, found in ranks[label, name].items():
@@ -86,19 +87,16 @@ def run() -> dict:
                                           ("whole catalogue", test_all))}
             errors = np.concatenate([align(model, piece).errors_px for piece in test])
             for name, piece_ranks in ident.items():
+                metrics = retrieval_metrics(piece_ranks, recall_at=(1, 5, 10))
                 rows.append({"model": label,
                              "task": f"piece identification, {len(piece_ranks)} test pieces "
                                      f"({name})",
-                             "R@1": round(float(np.mean(piece_ranks <= 1)), 3),
-                             "R@5": round(float(np.mean(piece_ranks <= 5)), 3),
-                             "R@10": round(float(np.mean(piece_ranks <= 10)), 3), "R@25": "",
-                             "MRR": round(float(np.mean(1.0 / piece_ranks)), 3),
-                             "median_rank": float(np.median(piece_ranks))})
+                             **{k: round(v, 3) for k, v in metrics.items()}, "R@25": ""})
             notes.append(f"{label}: DTW alignment of the {len(test)} default test pieces, "
                          f"{len(errors)} onsets: mean error {errors.mean():.1f} px, median "
                          f"{np.median(errors):.1f} px, {np.mean(errors <= 20):.0%} within 20 px, "
                          f"{np.mean(errors <= 80):.0%} within 80 px (half a snippet).")
-        labels = [label for label, _ in _models()]
+        labels = [label for label, _ in models]
         if len(labels) == 2:
             for name, _, index, _ in pair_sets:
                 for direction in ("audio_to_sheet", "sheet_to_audio"):
@@ -112,7 +110,7 @@ def run() -> dict:
         notes.append(f"No model, for reference: a constant-tempo diagonal from the first to the "
                      f"last onset gives a mean error of {diagonal.mean():.1f} px, median "
                      f"{np.median(diagonal):.1f} px, {np.mean(diagonal <= 20):.0%} within 20 px.")
-        model = _models()[0][1]
+        model = models[0][1]
         torch.set_num_threads(TIMING_THREADS)
         load = os.getloadavg()[0]
         grid_piece, grid_x = snippet_grid(test)
