@@ -32,6 +32,7 @@ from sheetlab import corpus
 from sheetlab.retrieval import (align, embed_excerpts, embed_snippets, identify_pieces,
                                 load_embedding, mrr_difference, pair_ranks, pretrained_path,
                                 retrieval_metrics, retrieve, sample_positions, snippet_grid)
+from sheetlab.spectrogram import FPS
 from sheetlab.training import load_pieces
 
 from bench_following import REPEATS, median_seconds
@@ -51,7 +52,7 @@ def _models() -> list[tuple[str, torch.nn.Module]]:
 
 def _minutes(pieces) -> float:
     """Minutes of performance between the first and last onsets of the pieces."""
-    return sum(float(p.onset_frame.max() - p.onset_frame.min()) for p in pieces) / 31.25 / 60
+    return sum(float(p.onset_frame.max() - p.onset_frame.min()) for p in pieces) / FPS / 60
 
 
 def _diagonal_errors(piece) -> np.ndarray:
