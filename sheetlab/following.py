@@ -59,7 +59,8 @@ import torch
 from sheetlab.dataset import (CONTEXT_FRAMES, WINDOW_PX, PieceData, SnippetDataset, sheet_window,
                               spectrogram_excerpt)
 from sheetlab.engrave import EngraveSettings
-from sheetlab.models import AudioSheetNet, FoldedHead, fold_head, to_device
+from sheetlab.models import (AudioSheetNet, FoldedHead, fold_batch_norm, fold_head,
+                             to_device)
 from sheetlab.spectrogram import FPS, frame_to_time
 from sheetlab.targets import N_BUCKETS, bucket_width, localise, softmax
 
@@ -434,22 +435,35 @@ def _pathway_features(model: torch.nn.Module, piece: PieceData, grid: np.ndarray
     """``(G, D)`` sheet features of every grid window, ``(n_frames, D)`` spectrogram features
     of every frame."""
     device = model_device(model)
-    sheet = batched_outputs(model.sheet_features, len(grid), batch_size, device,
-                      lambda i: sheet_input(piece.strip, int(grid[i]), width_px))
-    spec = batched_outputs(model.spec_features, piece.spec.shape[1], batch_size, device,
-                     lambda t: spec_input(piece.spec, t, context_frames))
+    sheet_pathway, spec_pathway = _inference_pathways(model)
+    sheet = batched_outputs(sheet_pathway, len(grid), batch_size, device,
+                            lambda i: sheet_input(piece.strip, int(grid[i]), width_px))
+    spec = batched_outputs(spec_pathway, piece.spec.shape[1], batch_size, device,
+                           lambda t: spec_input(piece.spec, t, context_frames))
     return sheet, spec
+
+
+def _inference_pathways(model: torch.nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor],
+                                                         Callable[[torch.Tensor], torch.Tensor]]:
+    """The sheet and spectrogram pathways the followers run: those of an :class:`AudioSheetNet`
+    in eval mode with the batch norms folded in (:func:`~sheetlab.models.fold_batch_norm`,
+    the same features up to rounding, faster), any other model's own."""
+    if isinstance(model, AudioSheetNet) and not model.training:
+        return fold_batch_norm(model.sheet_pathway), fold_batch_norm(model.spec_pathway)
+    return model.sheet_features, model.spec_features
 
 
 def _naive_predictor(model: torch.nn.Module, piece: PieceData, grid: np.ndarray, width_px: int,
                      context_frames: int) -> Predictor:
-    """The whole network on the frame's window and excerpt, per call."""
+    """The whole network on the frame's window and excerpt, per call (with the pathways of
+    :func:`_inference_pathways`, as the cached predictor)."""
     device = model_device(model)
+    sheet_pathway, spec_pathway = _inference_pathways(model)
 
     def predict(frame: int, grid_index: int) -> np.ndarray:
-        sheet = sheet_input(piece.strip, int(grid[grid_index]), width_px)
-        spec = spec_input(piece.spec, frame, context_frames)
-        return model(sheet[None].to(device), spec[None].to(device)).cpu().numpy()
+        sheet = to_device(sheet_input(piece.strip, int(grid[grid_index]), width_px)[None], device)
+        spec = to_device(spec_input(piece.spec, frame, context_frames)[None], device)
+        return model.head(sheet_pathway(sheet), spec_pathway(spec)).cpu().numpy()
 
     return predict
 

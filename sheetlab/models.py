@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from sheetlab.cache import write_atomically
 from sheetlab.dataset import CONTEXT_FRAMES, WINDOW_PX
@@ -372,6 +373,46 @@ def fold_head(model: AudioSheetNet) -> FoldedHead:
                                   for w, b in affine]
     units = model.config.pathway_units
     return FoldedHead(first[:, :units], first[:, units:], first_bias, tuple(rest))
+
+
+def fold_batch_norm(pathway: nn.Sequential) -> nn.Sequential:
+    """A copy of an eval-mode pathway with every batch norm folded into the layer before it
+    (chapter 5).
+
+    In eval mode a batch norm is a per-channel affine map with its running statistics, so a
+    convolution or dense layer followed by one is a single convolution or dense layer with
+    scaled weights and a bias (:func:`torch.nn.utils.fusion.fuse_conv_bn_eval`). The copy
+    computes the same features up to float rounding with one pass over each layer's output
+    fewer: the score followers run it on every window and every frame of a piece.
+
+    Parameters
+    ----------
+    pathway : torch.nn.Sequential
+        A pathway of :class:`AudioSheetNet` (or any sequence in which a batch norm follows
+        a convolution or dense layer), in eval mode; it is not changed.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        The folded copy, in eval mode, on the pathway's device and in channels-last order.
+
+    Raises
+    ------
+    ValueError
+        If the pathway is in training mode (its batch norms then use the batch's statistics).
+    """
+    if pathway.training:
+        raise ValueError("fold_batch_norm needs a pathway in eval mode (call .eval() first)")
+    layers: list[nn.Module] = []
+    for layer in pathway:
+        previous = layers[-1] if layers else None
+        if isinstance(layer, nn.BatchNorm2d) and isinstance(previous, nn.Conv2d):
+            layers[-1] = fuse_conv_bn_eval(previous, layer)
+        elif isinstance(layer, nn.BatchNorm1d) and isinstance(previous, nn.Linear):
+            layers[-1] = fuse_linear_bn_eval(previous, layer)
+        else:
+            layers.append(layer)
+    return nn.Sequential(*layers).eval().to(memory_format=torch.channels_last)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -134,6 +134,33 @@ def test_folded_head_equals_the_eval_mode_head():
     assert np.abs(expected).max() > 0.1  # not a trivially small output
 
 
+def test_folded_batch_norm_pathways_compute_the_same_features():
+    torch.manual_seed(3)
+    model = AudioSheetNet(config("light", "piano"))
+    with torch.no_grad():  # batch norms with non-trivial statistics and affine parameters
+        for module in model.modules():
+            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                module.running_mean.uniform_(-1, 1)
+                module.running_var.uniform_(0.5, 2)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    model.eval()
+    sheet, spec = inputs("piano", n=4)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    for pathway, x in [(model.sheet_pathway, sheet), (model.spec_pathway, spec)]:
+        folded = models.fold_batch_norm(pathway)
+        assert not any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))
+                       for m in folded)
+        with torch.no_grad():
+            expected, got = pathway(x), folded(x)
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+        assert expected.abs().max() > 0.1  # not a trivially small output
+    for key, value in model.state_dict().items():  # the model itself is unchanged
+        assert torch.equal(value, state[key]), key
+    with pytest.raises(ValueError, match="eval mode"):
+        models.fold_batch_norm(model.train().spec_pathway)
+
+
 def test_training_mode_uses_dropout():
     torch.manual_seed(0)
     model = AudioSheetNet(dataclasses.replace(config("light", "mono"), dropout=0.5)).train()
