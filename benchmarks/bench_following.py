@@ -32,10 +32,10 @@ def network() -> tuple[torch.nn.Module, str]:
     return AudioSheetNet(config("light", "piano")).eval(), "random-init light piano model"
 
 
-def median_seconds(fn) -> float:
-    """Median wall time of ``REPEATS`` calls of ``fn()``, in seconds."""
+def median_seconds(fn, repeats: int = REPEATS) -> float:
+    """Median wall time of ``repeats`` calls of ``fn()``, in seconds."""
     times = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
