@@ -121,8 +121,9 @@ def run() -> dict:
         "title": "HMM tracker: speed from audio and tracking on held-out pieces",
         "rows": rows,
         "notes": f"Speed: {speed_note}; {SPEED_THREADS} torch threads, median of "
-                 f"{SPEED_REPEATS} runs, on a shared machine (load average {load[0]:.1f} / {load[1]:.1f} over 1 / 5 "
-                 f"minutes when it started, {os.cpu_count()} cores). Quality: "
+                 f"{SPEED_REPEATS} runs, on a shared machine (load average {load[0]:.1f} / "
+                 f"{load[1]:.1f} over 1 / 5 minutes when it started, {os.cpu_count()} cores). "
+                 f"Quality: "
                  f"{QUALITY_THREADS} torch thread; tracking_ratio is the mean over the pieces, "
                  f"tracked_to_end the share of pieces, within_bucket and mean_error_px pool "
                  f"the onsets, jitter_px is the excess travel per sounding frame, mean over "

@@ -89,6 +89,9 @@ BATCH_SIZE = 64
 Predictor = Callable[[int, int], np.ndarray]
 """``predict(frame, grid_index) -> (1, B) logits`` for one frame and one grid window."""
 
+Pathway = Callable[[torch.Tensor], torch.Tensor]
+"""``pathway(batch (N, ...)) -> (N, D) features``, e.g. a model's ``sheet_features``."""
+
 
 @dataclass
 class OnsetPredictions:
@@ -443,8 +446,7 @@ def _pathway_features(model: torch.nn.Module, piece: PieceData, grid: np.ndarray
     return sheet, spec
 
 
-def _inference_pathways(model: torch.nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor],
-                                                         Callable[[torch.Tensor], torch.Tensor]]:
+def _inference_pathways(model: torch.nn.Module) -> tuple[Pathway, Pathway]:
     """The sheet and spectrogram pathways the followers run: those of an :class:`AudioSheetNet`
     in eval mode with the batch norms folded in (:func:`~sheetlab.models.fold_batch_norm`,
     the same features up to rounding, faster), any other model's own."""
@@ -468,8 +470,8 @@ def _naive_predictor(model: torch.nn.Module, piece: PieceData, grid: np.ndarray,
     return predict
 
 
-def batched_outputs(pathway: Callable[[torch.Tensor], torch.Tensor], n: int, batch_size: int,
-                    device: torch.device, example: Callable[[int], torch.Tensor]) -> np.ndarray:
+def batched_outputs(pathway: Pathway, n: int, batch_size: int, device: torch.device,
+                    example: Callable[[int], torch.Tensor]) -> np.ndarray:
     """``(n, D) float32`` outputs of a network function for examples ``0 .. n-1``, computed
     in batches (chapters 5, 7 and 9).
 
