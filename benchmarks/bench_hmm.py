@@ -123,15 +123,13 @@ def run() -> dict:
         "notes": f"Speed: {speed_note}; {SPEED_THREADS} torch threads, median of "
                  f"{SPEED_REPEATS} runs, on a shared machine (load average {load[0]:.1f} / "
                  f"{load[1]:.1f} over 1 / 5 minutes when it started, {os.cpu_count()} cores). "
-                 f"Quality: "
-                 f"{QUALITY_THREADS} torch thread; tracking_ratio is the mean over the pieces, "
-                 f"tracked_to_end the share of pieces, within_bucket and mean_error_px pool "
-                 f"the onsets, jitter_px is the excess travel per sounding frame, mean over "
+                 f"Quality: {QUALITY_THREADS} torch thread; tracking_ratio is the mean over the "
+                 "pieces, tracked_to_end the share of pieces, within_bucket and mean_error_px "
+                 "pool the onsets, jitter_px is the excess travel per sounding frame, mean over "
                  f"the pieces. HMM settings: {HMMSettings()}, expected position; chosen on the "
-                 f"validation pieces (sheetlab/hmm.py docstring). 'HMM, tempo prior only': "
-                 f"the same with exponent 1e-6, the network's answers flattened to nothing: a "
-                 f"control for how much of the tracking the tempo prior alone explains. "
-                 f"Targets of issue #5: piano "
-                 f"tracking ratio >= 0.9 and >= 80 % of pieces to the end, mono higher; "
-                 f">= 50x real time.",
+                 "validation pieces (sheetlab/hmm.py docstring). 'HMM, tempo prior only': the "
+                 "same with exponent 1e-6, the network's answers flattened to nothing: a control "
+                 "for how much of the tracking the tempo prior alone explains. Targets of issue "
+                 "#5: piano tracking ratio >= 0.9 and >= 80 % of pieces to the end, mono higher; "
+                 ">= 50x real time.",
     }
