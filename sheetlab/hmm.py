@@ -111,7 +111,7 @@ spectral flux (:func:`sheetlab.onsets.spectral_flux`: move only where a note sta
 
 Its mono column was made with the first folk-song network (400 training tunes); the shipped
 one, fine-tuned on the whole catalogue's 5786 training tunes, tracks the 50 validation songs
-1.000 / 100 % with the defaults too, 0.866 of the onsets within one bucket (the control:
+1.000 / 100 % with the defaults too, 0.868 of the onsets within one bucket (the control:
 0.925 / 84 %, 0.164).
 The piano column was made with an earlier piano network, trained on the default subset's 34
 pieces (22 % of its validation onsets within one bucket given the window). With the shipped
