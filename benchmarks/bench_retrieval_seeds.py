@@ -1,0 +1,158 @@
+"""Is the CCA layer ahead of the baseline, or was it the seed? Three training seeds of each
+retrieval model on the held-out piano pieces (chapter 9).
+
+The shipped CCA model and the shipped baseline (``sheetlab/weights/piano-retrieval-*``) were
+trained with seed 0. This benchmark trains seeds 1 and 2 of both with the shipped cards'
+commands, changing only ``--seed`` and ``--out`` (the checkpoints go to
+``SHEETLAB_DATA/runs/retrieval-seeds/``; runs already there are reused, so a second run of the
+benchmark only evaluates). The four runs take about 18 min each on one CPU thread; as many
+run at once as there are cores.
+
+Every model is evaluated as in :mod:`bench_retrieval`: 2,000 pairs (seed 2026) from the 41
+test pieces of the whole catalogue, and 2,000 pairs (seed 2026) from its 41 validation pieces,
+MRR both ways. The comparison averages each query's reciprocal rank over the three seeds of a
+model and takes the difference of the two models' means, with a 95 % interval from resampling
+whole pieces (:func:`sheetlab.retrieval.mrr_difference`); the spread over seeds is the range
+of the three MRRs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sheetlab import corpus
+from sheetlab.retrieval import (load_embedding, mrr_difference, pair_ranks, pretrained_path,
+                                retrieval_metrics, sample_positions)
+from sheetlab.settings import data_dir
+from sheetlab.training import card_path, load_pieces
+
+from bench_retrieval import N_PAIRS, SEED
+
+SEEDS = (0, 1, 2)
+"""Training seeds compared; seed 0 is the shipped model."""
+
+MODELS = (("CCA layer", True), ("linear (no CCA)", False))
+DIRECTIONS = ("audio_to_sheet", "sheet_to_audio")
+
+
+def runs_dir() -> Path:
+    """Where the seed runs' checkpoints and cards are kept."""
+    return data_dir() / "runs" / "retrieval-seeds"
+
+
+def seed_command(card: Path, seed: int, out: Path) -> list[str]:
+    """The command of a shipped card with another ``--seed`` and ``--out``.
+
+    Parameters
+    ----------
+    card : pathlib.Path
+        JSON card of a shipped retrieval model (its ``command`` starts with ``sheetlab``).
+    seed : int
+        The training seed of the new run.
+    out : pathlib.Path
+        Where the new run writes its checkpoint.
+
+    Returns
+    -------
+    list of str
+        argv for :func:`subprocess.run`, the ``sheetlab`` entry point of this interpreter.
+    """
+    words = shlex.split(json.loads(card.read_text())["command"])
+    if words[0] != "sheetlab" or "--seed" not in words or "--out" not in words:
+        raise ValueError(f"{card}: command is not a 'sheetlab ... --seed S --out PATH' line")
+    words[words.index("--seed") + 1] = str(seed)
+    words[words.index("--out") + 1] = str(out)
+    return [sys.executable, "-m", "sheetlab.cli", *words[1:]]
+
+
+def checkpoint(cca: bool, seed: int) -> Path:
+    """The checkpoint of one model and seed (seed 0: the shipped one)."""
+    if seed == 0:
+        return pretrained_path(cca=cca)
+    return runs_dir() / f"{'cca' if cca else 'linear'}-seed{seed}.pt"
+
+
+def train_missing() -> None:
+    """Train the seed runs that are not there yet, as many at once as there are cores."""
+    todo = [(cca, seed) for _, cca in MODELS for seed in SEEDS
+            if not checkpoint(cca, seed).exists()]
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    at_once = max(1, os.cpu_count() or 1)
+    for start in range(0, len(todo), at_once):
+        running = []
+        for cca, seed in todo[start:start + at_once]:
+            out = checkpoint(cca, seed)
+            argv = seed_command(card_path(pretrained_path(cca=cca)), seed, out)
+            log = out.with_suffix(".log").open("w")
+            running.append((out, subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                                  stdin=subprocess.DEVNULL), log))
+        for out, process, log in running:
+            code = process.wait()
+            log.close()
+            if code != 0:
+                raise RuntimeError(f"training {out} failed (exit {code}); see "
+                                   f"{out.with_suffix('.log')}")
+
+
+def run() -> dict:
+    train_missing()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sets = {}
+        for split in ("test", "valid"):
+            pieces = load_pieces(corpus.pieces("piano", split, subset="all"), progress=False,
+                                 workers=1)
+            sets[split] = (pieces, *sample_positions(pieces, N_PAIRS, SEED))
+        reciprocal = {}
+        rows = []
+        for label, cca in MODELS:
+            for seed in SEEDS:
+                model = load_embedding(checkpoint(cca, seed))
+                row = {"model": label, "seed": seed}
+                for split, (pieces, index, frame) in sets.items():
+                    for direction, ranks in pair_ranks(model, pieces, index, frame).items():
+                        reciprocal.setdefault((label, split, direction), []).append(1.0 / ranks)
+                        row[f"{split} MRR, {direction.replace('_', ' ')}"] = round(
+                            retrieval_metrics(ranks)["MRR"], 3)
+                rows.append(row)
+            seed_rows = rows[-len(SEEDS):]
+            rows.append({"model": label, "seed": "mean",
+                         **{key: round(float(np.mean([r[key] for r in seed_rows])), 3)
+                            for key in seed_rows[0] if "MRR" in key}})
+    finally:
+        torch.set_num_threads(threads)
+    cca_label, base_label = (label for label, _ in MODELS)
+    notes = [f"Seeds {', '.join(map(str, SEEDS))} of each model (seed 0 shipped; the others "
+             "trained with the shipped cards' commands, --seed and --out changed, into "
+             f"SHEETLAB_DATA/{runs_dir().relative_to(data_dir())}); {N_PAIRS:,} pairs "
+             f"(seed {SEED}) from the {len(sets['test'][0])} test and the "
+             f"{len(sets['valid'][0])} validation pieces of the whole catalogue."]
+    for split, (_, index, _) in sets.items():
+        for direction in DIRECTIONS:
+            # mean reciprocal rank over the seeds, as the rank mrr_difference takes
+            ranks = {label: 1.0 / np.mean(reciprocal[label, split, direction], axis=0)
+                     for label, _ in MODELS}
+            gain = mrr_difference(ranks[cca_label], ranks[base_label], index)
+            per_seed = [float(np.mean(a) - np.mean(b)) for a, b in
+                        zip(reciprocal[cca_label, split, direction],
+                            reciprocal[base_label, split, direction])]
+            notes.append(f"{split}, {direction.replace('_', ' ')}: MRR of the CCA layer minus "
+                         f"the baseline's, mean over seeds {gain['difference']:+.3f} (95 % "
+                         f"interval over resampled pieces {gain['low']:+.3f} to "
+                         f"{gain['high']:+.3f}; seed by seed "
+                         f"{', '.join(f'{d:+.3f}' for d in per_seed)}).")
+    return {"title": "Retrieval: CCA layer against the baseline over training seeds",
+            "rows": rows, "notes": " ".join(notes)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=1))
