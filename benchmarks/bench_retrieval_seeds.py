@@ -65,7 +65,7 @@ def seed_command(card: Path, seed: int, out: Path) -> list[str]:
     Returns
     -------
     list of str
-        argv for :func:`subprocess.run`, the ``sheetlab`` entry point of this interpreter.
+        argv for :class:`subprocess.Popen`: ``python -m sheetlab.cli`` of this interpreter.
     """
     words = shlex.split(json.loads(card.read_text())["command"])
     if words[0] != "sheetlab" or "--seed" not in words or "--out" not in words:
