@@ -140,7 +140,9 @@ def _train_command(args: argparse.Namespace, subcommand: str = "train") -> str:
 
 def _train(args: argparse.Namespace) -> int:
     """``sheetlab train``: train a model on the corpus, writing checkpoint, card and state."""
+    from sheetlab.augment import conditions
     from sheetlab.corpus import composer_split, pieces
+    from sheetlab.dataset import Condition
     from sheetlab.models import config, weights_path
     from sheetlab.training import TrainSettings, card_path, load_pieces, train
 
@@ -163,7 +165,14 @@ def _train(args: argparse.Namespace) -> int:
     else:
         chosen = {part: pieces(args.kind, part, limit, subset=args.subset)
                   for part, limit in (("train", args.train_limit), ("valid", args.valid_limit))}
-    train_data = load_pieces(chosen["train"], workers=args.workers)
+    try:
+        augmented = conditions(args.augment)
+    except ValueError as error:
+        print(f"sheetlab train: --augment: {error}", file=sys.stderr)
+        return 2
+    train_data = [piece for condition in [Condition(), *augmented]
+                  for piece in load_pieces(chosen["train"], condition=condition,
+                                           workers=args.workers)]
     valid_data = load_pieces(chosen["valid"], workers=args.workers)
     out = Path(args.out) if args.out else weights_path(args.kind, args.config)
     try:
@@ -210,6 +219,10 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lag-frames", type=int, default=0, metavar="FRAMES",
                         help="half of the training excerpts end up to this many frames after "
                              "their onset (default: 0: all at the onset)")
+    parser.add_argument("--augment", type=int, default=0, metavar="N",
+                        help="also train on the training pieces rendered in the first N "
+                             "augmented conditions of sheetlab.augment (other tempi and page "
+                             "widths; 0 to 4, default 0); validation stays in the default one")
     _add_bf16_option(parser)
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run that writes the same --out")

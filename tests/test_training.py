@@ -8,9 +8,10 @@ import pytest
 import torch
 
 import sheetlab.training
+from sheetlab.augment import AUGMENTATIONS
 from sheetlab.cli import main
 from sheetlab.corpus import Score
-from sheetlab.dataset import SnippetDataset, load_piece
+from sheetlab.dataset import Condition, SnippetDataset, load_piece
 from sheetlab.models import AudioSheetNet, config, load_checkpoint
 from sheetlab.targets import soft_targets
 from sheetlab.training import (TrainSettings, card_path, data_hash, evaluate, make_optimizer,
@@ -166,10 +167,34 @@ def test_cli_train_writes_checkpoint_and_card(pieces, tmp_path, capsys, monkeypa
     card = json.loads(card_path(out).read_text())
     assert card["command"] == ("sheetlab train --kind mono --config light --epochs 1 "
                                f"--batch-size 100 --optimizer adam --lr-step 10 --subset default "
-                               f"--lag-frames 3 --bf16 --train-limit 2 --out {out} --threads 1 "
+                               f"--lag-frames 3 --augment 0 --bf16 --train-limit 2 --out {out} "
+                               f"--threads 1 "
                                f"--seed 0")
     assert card["settings"]["lag_frames"] == 3 and card["settings"]["bf16"] is True
     assert card["n_train_pieces"] == 2 and load_checkpoint(out).config == LIGHT
+
+
+def test_cli_train_augment_adds_the_training_pieces_in_augmented_conditions(
+        pieces, tmp_path, capsys, monkeypatch):
+    """--augment N loads the training pieces once per condition, the first N of
+    sheetlab.augment, and the validation pieces in the default condition only."""
+    calls = []
+
+    def fake_load(chosen, condition=Condition(), **kwargs):
+        calls.append(condition)
+        return pieces[1] if len(calls) == 4 else pieces[0]
+
+    monkeypatch.setattr(sheetlab.training, "load_pieces", fake_load)
+    out = tmp_path / "mono-light.pt"
+    assert main(["train", "--kind", "mono", "--augment", "5", "--out", str(out)]) == 2
+    assert "--augment: the number of augmented conditions must be in 0..4, got 5" in \
+        capsys.readouterr().err
+    assert not calls and not out.exists()
+    code = main(["train", "--kind", "mono", "--epochs", "1", "--optimizer", "adam",
+                 "--augment", "2", "--train-limit", "2", "--out", str(out), "--threads", "1"])
+    assert code == 0 and calls == [Condition(), *AUGMENTATIONS[:2], Condition()]
+    card = json.loads(card_path(out).read_text())
+    assert card["n_train_pieces"] == 3 * len(pieces[0]) == 6 and "--augment 2" in card["command"]
 
 
 def test_cli_train_reports_a_missing_resume_state(pieces, tmp_path, capsys, monkeypatch):
