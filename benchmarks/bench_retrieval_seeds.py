@@ -23,6 +23,7 @@ picks beside the shipped ones, so a mismatch shows.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -86,8 +87,10 @@ def card_command(card: Path) -> list[str]:
     return words
 
 
+@functools.cache
 def shipped_seed(cca: bool) -> int:
-    """The training seed of the shipped model (the ``--seed`` of its card's command)."""
+    """The training seed of the shipped model (the ``--seed`` of its card's command; the card
+    is read once per run of the benchmark)."""
     words = card_command(card_path(pretrained_path(cca=cca)))
     return int(words[words.index("--seed") + 1])
 

@@ -168,8 +168,7 @@ def test_cli_train_writes_checkpoint_and_card(pieces, tmp_path, capsys, monkeypa
     assert card["command"] == ("sheetlab train --kind mono --config light --epochs 1 "
                                f"--batch-size 100 --optimizer adam --lr-step 10 --subset default "
                                f"--lag-frames 3 --augment 0 --bf16 --train-limit 2 --out {out} "
-                               f"--threads 1 "
-                               f"--seed 0")
+                               f"--threads 1 --seed 0")
     assert card["settings"]["lag_frames"] == 3 and card["settings"]["bf16"] is True
     assert card["n_train_pieces"] == 2 and load_checkpoint(out).config == LIGHT
 
