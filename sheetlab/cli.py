@@ -141,7 +141,7 @@ def _train_command(args: argparse.Namespace, subcommand: str = "train") -> str:
 def _train(args: argparse.Namespace) -> int:
     """``sheetlab train``: train a model on the corpus, writing checkpoint, card and state."""
     from sheetlab.augment import conditions
-    from sheetlab.corpus import composer_split, pieces
+    from sheetlab.corpus import composer_split, continuations, pieces
     from sheetlab.dataset import Condition
     from sheetlab.models import config, weights_path
     from sheetlab.training import TrainSettings, card_path, load_pieces, train
@@ -169,6 +169,11 @@ def _train(args: argparse.Namespace) -> int:
         augmented = conditions(args.augment)
     except ValueError as error:
         print(f"sheetlab train: --augment: {error}", file=sys.stderr)
+        return 2
+    try:
+        chosen["train"] = [*chosen["train"], *continuations(chosen["train"], args.continuations)]
+    except ValueError as error:
+        print(f"sheetlab train: --continuations: {error}", file=sys.stderr)
         return 2
     train_data = [piece for condition in [Condition(), *augmented]
                   for piece in load_pieces(chosen["train"], condition=condition,
@@ -223,6 +228,9 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                         help="also train on the training pieces rendered in the first N "
                              "augmented conditions of sheetlab.augment (other tempi and page "
                              "widths; 0 to 4, default 0); validation stays in the default one")
+    parser.add_argument("--continuations", type=int, default=0, metavar="N",
+                        help="piano: also train on up to N continuations of each training piece "
+                             "longer than the cut (its next 64 measures each; default 0)")
     _add_bf16_option(parser)
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run that writes the same --out")

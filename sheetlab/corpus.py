@@ -38,6 +38,10 @@ Every piano piece is rebuilt as a two-staff score: notes, rests, chords, ties, b
 articulations, key and time signatures and tempo marks are kept; lyrics, slurs, dynamics,
 text and repeat signs are dropped (the score is played once, as printed). A piece is cut to its
 first :data:`MAX_MEASURES` measures (most quartet movements; chorales have 8 to 57 measures).
+The measures after the cut can be had as more pieces of the same split, each the next
+:data:`MAX_MEASURES` measures of its source (:func:`continuations`): 30 training quartet
+movements and 3 training piano pieces have 144 of them (3.8 hours of music, against 4.6 hours
+in all 340 training pieces; music21 cannot write two of them).
 
 **Tempo.** Tempo marks are kept; a mark without a number gets its playback tempo, else the
 number music21 knows for its text (*Allegro* = 132, ...), else :data:`DEFAULT_QPM`, and a score
@@ -102,6 +106,9 @@ DEMO_ID = "mozart/k545-1"
 
 MAX_MEASURES = 64
 """Piano pieces are cut to their first this many measures."""
+
+MIN_CONTINUATION = 8
+"""The fewest measures a continuation of a long piano piece has (:func:`continuations`)."""
 
 DEFAULT_QPM = 100
 """Quarter notes per minute for a score (or a tempo mark) without a number."""
@@ -218,6 +225,9 @@ class Piece:
         ``"train"``, ``"valid"`` or ``"test"``.
     source : str
         music21 corpus path; for a folk song ``"essenFolksong/<file>.abc#<X number>"``.
+    first_measure : int
+        The source's measure (counting from 1) the piece starts at: 1, later for a
+        continuation (:func:`continuations`).
     """
 
     id: str
@@ -226,6 +236,7 @@ class Piece:
     kind: str
     split: str
     source: str
+    first_measure: int = 1
 
 
 # --------------------------------------------------------------------------- catalogue
@@ -309,6 +320,62 @@ def composer_split(composer: str = "Mozart", *, valid_fraction: float = 0.2,
     parts = {"train": own[n_valid:], "valid": own[:n_valid],
              "test": demo + [p for p in others if p.id != DEMO_ID]}
     return {name: [replace(p, split=name) for p in ps] for name, ps in parts.items()}
+
+
+def group(piece: Piece) -> str:
+    """The group of a piece, as the module docstring lists them (chapter 2).
+
+    Parameters
+    ----------
+    piece : Piece
+        A catalogue piece or a continuation of one.
+
+    Returns
+    -------
+    str
+        ``"folk song"`` for a mono piece, else ``"chorale"``, ``"quartet"`` or ``"piano"``.
+    """
+    if piece.kind == "mono":
+        return "folk song"
+    return next(e["group"] for e in _index()["pieces"] if e["source"] == piece.source)
+
+
+def continuations(chosen: Sequence[Piece], limit: int) -> list[Piece]:
+    """The measures after the cut of long piano pieces, as more pieces (chapter 11).
+
+    A piano piece is cut to its first :data:`MAX_MEASURES` measures; most string-quartet
+    movements go on for hundreds more. A continuation is the next :data:`MAX_MEASURES` (or
+    fewer, at the end; at least :data:`MIN_CONTINUATION`) measures of the same source, engraved
+    from its own first measure with the key, meter, clefs and tempo in force there. It keeps its
+    piece's split, so continuations of training pieces are more training music that no
+    validation or test piece shares.
+
+    Parameters
+    ----------
+    chosen : sequence of Piece
+        Catalogue pieces; folk songs and pieces that fit the cut have none.
+    limit : int
+        At most this many continuations of each piece (0 or more).
+
+    Returns
+    -------
+    list of Piece
+        Per piece in the given order, its continuations in the source's order; ids are the
+        piece's with ``-m<first measure>`` appended, e.g. ``"beethoven/op18no1-1-m65"``.
+    """
+    if limit < 0:
+        raise ValueError(f"the number of continuations must be 0 or more, got {limit}")
+    measures = {e["source"]: e["source_measures"] for e in _index()["pieces"]}
+    found = []
+    for piece in chosen:
+        total = measures.get(piece.source, 0) if piece.kind == "piano" else 0
+        starts = range(piece.first_measure + MAX_MEASURES, total + 1, MAX_MEASURES)
+        for start in starts[:limit]:
+            end = min(start + MAX_MEASURES - 1, total)
+            if end - start + 1 >= MIN_CONTINUATION:
+                found.append(replace(piece, id=f"{piece.id}-m{start}", first_measure=start,
+                                     title=f"{piece.title}, measures {start}-{end}"))
+    return found
 
 
 def _check(name: str, value: str, allowed: Sequence[str]) -> str:
@@ -462,7 +529,9 @@ def _index_entry(candidate: dict) -> dict:
     reduced = _reduced(candidate, source)
     onsets, seconds = _verovio_check(_from_stream(piece, reduced))
     measures = len(reduced.parts[0].getElementsByClass(stream.Measure))
-    return {**candidate, "measures": measures, "notes": onsets, "seconds": round(seconds, 1)}
+    return {**candidate, "measures": measures,
+            "source_measures": len(source.parts[0].getElementsByClass(stream.Measure)),
+            "notes": onsets, "seconds": round(seconds, 1)}
 
 
 def build_index(path: str | Path = INDEX_PATH) -> list[dict]:
@@ -481,8 +550,8 @@ def build_index(path: str | Path = INDEX_PATH) -> list[dict]:
     list of dict
         The piano pieces: ``id``, ``composer``, ``title``, ``source``, ``group`` (``chorale``,
         ``quartet``, ``piano``), ``staves`` (source parts of the treble and bass staff),
-        ``measures``, ``notes`` (note heads in verovio's timemap, tie continuations included)
-        and ``seconds`` (at the score's tempo).
+        ``measures``, ``source_measures`` (before the cut), ``notes`` (note heads in
+        verovio's timemap, tie continuations included) and ``seconds`` (at the score's tempo).
     """
     from tqdm import tqdm
 
@@ -508,8 +577,8 @@ def score(piece: Piece) -> Score:
     """The verovio-ready score of a catalogue piece (chapter 2).
 
     Folk songs are converted from ABC; piano pieces are reduced to a grand staff and cut to
-    :data:`MAX_MEASURES` measures (module docstring). The result is MusicXML, byte-identical
-    in every run.
+    :data:`MAX_MEASURES` measures from the piece's ``first_measure`` (module docstring). The
+    result is MusicXML, byte-identical in every run.
 
     Parameters
     ----------
@@ -526,10 +595,11 @@ def score(piece: Piece) -> Score:
     if piece.kind == "mono":
         result = _from_stream(piece, _folk_song(piece.source))
     else:
-        entry = next((e for e in _index()["pieces"] if e["id"] == piece.id), None)
+        entry = next((e for e in _index()["pieces"] if e["source"] == piece.source), None)
         if entry is None:
             raise ScoreError(f"{piece.source}: {piece.id!r} is not in the piano catalogue")
-        result = _from_stream(piece, _reduced(entry, corpus.parse(entry["source"])))
+        music = corpus.parse(entry["source"])
+        result = _from_stream(piece, _reduced(entry, music, piece.first_measure))
     write_atomically(_score_cache_path(piece),
                      json.dumps(asdict(result), ensure_ascii=False).encode())
     return result
@@ -557,10 +627,12 @@ def _score_cache_path(piece: Piece) -> Path:
 
 
 
-def _reduced(entry: dict, music: stream.Score) -> stream.Score:
-    """The grand staff of a piano entry from its parsed source (module docstring)."""
+def _reduced(entry: dict, music: stream.Score, first_measure: int = 1) -> stream.Score:
+    """The grand staff of a piano entry from its parsed source, from its ``first_measure``
+    (counting from 1) on (module docstring)."""
     return _grand_staff(music, entry["staves"], fixed_clefs=entry["group"] != "piano",
-                        max_measures=MAX_MEASURES, name=entry["source"])
+                        first=first_measure - 1, max_measures=MAX_MEASURES,
+                        name=entry["source"])
 
 
 def _folk_song(source: str) -> stream.Score:
@@ -627,7 +699,7 @@ def _numbered(mark: tempo.MetronomeMark) -> tempo.MetronomeMark:
 
 
 def _grand_staff(music: stream.Score, staves: Sequence[Sequence[int]], *, fixed_clefs: bool,
-                 max_measures: int | None, name: str) -> stream.Score:
+                 first: int = 0, max_measures: int | None, name: str) -> stream.Score:
     """Two-staff piano score made of the measures of ``music``'s parts.
 
     Parameters
@@ -639,12 +711,17 @@ def _grand_staff(music: stream.Score, staves: Sequence[Sequence[int]], *, fixed_
         part) becomes one voice of its staff.
     fixed_clefs : bool
         True: treble and bass clef throughout (ensembles); False: the source's clefs (piano).
+    first : int
+        Measures of the source skipped (0: from the start); the first one kept carries the
+        key and time signature, clefs and tempo in force there.
     max_measures : int or None
         Cut after this many measures.
     name : str
         The source, for error messages.
     """
-    columns = [list(p.getElementsByClass(stream.Measure))[:max_measures] for p in music.parts]
+    whole = [list(p.getElementsByClass(stream.Measure)) for p in music.parts]
+    end = None if max_measures is None else first + max_measures
+    columns = [c[first:end] for c in whole]
     if len({len(c) for c in columns}) != 1 or not columns[0]:
         raise ScoreError(f"{name}: the parts do not have equal, non-zero numbers of measures "
                          f"({', '.join(str(len(c)) for c in columns)})")
@@ -654,15 +731,18 @@ def _grand_staff(music: stream.Score, staves: Sequence[Sequence[int]], *, fixed_
         staff.insert(0, instrument.Piano())
         for i, tempo_from in enumerate(columns[0]):
             measure = _measure([columns[p][i] for p in members], copy_clefs=not fixed_clefs)
-            if fixed_clefs and i == 0:
-                measure.insert(0, staff_clef())
+            if i == 0:
+                _in_force(measure, whole[members[0]][:first + 1],
+                          staff_clef() if fixed_clefs else None)
             if n == 1:
                 _copy_tempo(tempo_from, measure)
             staff.append(measure)
         staffs.append(staff)
-    first = staffs[0].getElementsByClass(stream.Measure).first()
-    if not any(m.offset == 0 for m in first.getElementsByClass(tempo.MetronomeMark)):
-        first.insert(0, _default_tempo())
+    start = staffs[0].getElementsByClass(stream.Measure).first()
+    if not any(m.offset == 0 for m in start.getElementsByClass(tempo.MetronomeMark)):
+        marks = [m for source in whole[0][:first]
+                 for m in source.flatten().getElementsByClass(tempo.MetronomeMark)]
+        start.insert(0, _numbered(marks[-1]) if marks else _default_tempo())
     reduced = stream.Score()
     for staff in staffs:
         reduced.insert(0, staff)
@@ -689,6 +769,31 @@ def _measure(sources: list[stream.Measure], *, copy_clefs: bool) -> stream.Measu
                 voice.insert(note.offset, copied)
             measure.insert(0, voice)
     return measure
+
+
+def _in_force(measure: stream.Measure, sources: list[stream.Measure],
+              fixed_clef: clef.Clef | None) -> None:
+    """Give a staff's first measure the signatures and clef in force at its source measure.
+
+    Parameters
+    ----------
+    measure : music21.stream.Measure
+        The staff's first measure, changed in place where it lacks a key signature, a time
+        signature or a clef at its start.
+    sources : list of music21.stream.Measure
+        The source part's measures up to and including the one ``measure`` was made of.
+    fixed_clef : music21.clef.Clef or None
+        The staff's clef throughout, or None for the source's clef in force.
+    """
+    kinds = (key.KeySignature, meter.TimeSignature) + (() if fixed_clef else (clef.Clef,))
+    for kind in kinds:
+        if any(e.offset == 0 for e in measure.getElementsByClass(kind)):
+            continue
+        found = [e for source in sources for e in source.flatten().getElementsByClass(kind)]
+        if found:
+            measure.insert(0, copy.deepcopy(found[-1]))
+    if fixed_clef is not None:
+        measure.insert(0, fixed_clef)
 
 
 def _copy_tempo(source: stream.Measure, target: stream.Measure) -> None:

@@ -195,6 +195,49 @@ def test_long_pieces_are_cut():
     assert max(e["measures"] for e in corpus._index()["pieces"]) == corpus.MAX_MEASURES
 
 
+def test_continuations_take_the_measures_after_the_cut():
+    by_id = {p.id: p for p in corpus.catalogue("piano")}
+    quartet = by_id["beethoven/op18no1-1"]  # 313 measures: 64 + four continuations + 57
+    found = corpus.continuations([quartet, by_id["bach/bwv66.6"], by_id["mozart/k80-1"],
+                                  by_id["mozart/k80-2"], *pieces("mono", limit=2)], 2)
+    assert [(p.id, p.first_measure) for p in found] == [
+        ("beethoven/op18no1-1-m65", 65), ("beethoven/op18no1-1-m129", 129),
+        ("mozart/k80-2-m65", 65)]  # k80-1 has 67 measures: 3 left, fewer than 8
+    assert found[2].title.endswith("movement 2, measures 65-84")
+    assert all(p.split == "train" and p.kind == "piano" for p in found)
+    assert [corpus.group(p) for p in (found[0], by_id["bach/bwv66.6"], by_id[DEMO_ID],
+                                      pieces("mono", limit=1)[0])] == \
+        ["quartet", "chorale", "piano", "folk song"]
+    assert len(corpus.continuations([quartet], 10)) == 4  # m65 .. m257; m257-313 is the last
+    assert corpus.continuations([quartet], 0) == []
+    with pytest.raises(ValueError, match="0 or more, got -1"):
+        corpus.continuations([quartet], -1)
+
+
+def test_a_continuation_starts_with_what_is_in_force_there():
+    """Measures 65-128 of the Grosse Fuge: its key, meter and tempo are set before measure 65,
+    and the engraved continuation carries them in its first measure."""
+    from music21 import corpus as m21corpus
+    from music21 import key, meter, stream
+
+    piece = corpus.continuations([p for p in corpus.catalogue("piano")
+                                  if p.id == "beethoven/op133-1"], 1)[0]
+    built = corpus.score(piece)
+    source = m21corpus.parse(piece.source).parts[0]
+    m65 = list(source.getElementsByClass(stream.Measure))[64]
+    assert not m65.flatten().getElementsByClass((key.KeySignature, meter.TimeSignature))
+    first = ET.fromstring(built.data.encode()).find("part/measure")
+    assert first.get("number") == "65"
+    assert int(first.findtext("attributes/key/fifths")) == \
+        m65.getContextByClass(key.KeySignature).sharps
+    assert first.findtext("attributes/time/beats") == \
+        str(m65.getContextByClass(meter.TimeSignature).numerator)
+    assert [c.findtext("sign") for c in first.findall("attributes/clef")] == ["G", "F"]
+    events = timemap(built.data)
+    assert events[0]["tempo"] != corpus.DEFAULT_QPM and built.id == "beethoven/op133-1-m65"
+    assert sum(len(e.get("on", ())) for e in events) > 100
+
+
 def test_score_data_is_identical_across_processes(samples):
     chosen = ("mono0", "chorale", "demo")
     ids = [samples[name].id for name in chosen]

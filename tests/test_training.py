@@ -10,6 +10,7 @@ import torch
 import sheetlab.training
 from sheetlab.augment import AUGMENTATIONS
 from sheetlab.cli import main
+from sheetlab import corpus
 from sheetlab.corpus import Score
 from sheetlab.dataset import Condition, SnippetDataset, load_piece
 from sheetlab.models import AudioSheetNet, config, load_checkpoint
@@ -167,8 +168,8 @@ def test_cli_train_writes_checkpoint_and_card(pieces, tmp_path, capsys, monkeypa
     card = json.loads(card_path(out).read_text())
     assert card["command"] == ("sheetlab train --kind mono --config light --epochs 1 "
                                f"--batch-size 100 --optimizer adam --lr-step 10 --subset default "
-                               f"--lag-frames 3 --augment 0 --bf16 --train-limit 2 --out {out} "
-                               f"--threads 1 --seed 0")
+                               "--lag-frames 3 --augment 0 --continuations 0 --bf16 "
+                               f"--train-limit 2 --out {out} --threads 1 --seed 0")
     assert card["settings"]["lag_frames"] == 3 and card["settings"]["bf16"] is True
     assert card["n_train_pieces"] == 2 and load_checkpoint(out).config == LIGHT
 
@@ -194,6 +195,32 @@ def test_cli_train_augment_adds_the_training_pieces_in_augmented_conditions(
     assert code == 0 and calls == [Condition(), *AUGMENTATIONS[:2], Condition()]
     card = json.loads(card_path(out).read_text())
     assert card["n_train_pieces"] == 3 * len(pieces[0]) == 6 and "--augment 2" in card["command"]
+
+
+def test_cli_train_continuations_add_the_training_pieces_measures_after_the_cut(
+        pieces, tmp_path, capsys, monkeypatch):
+    """--continuations N adds up to N continuations of each training piece to the training
+    pieces (sheetlab.corpus.continuations) and none to the validation pieces."""
+    chosen, trained = [], []
+
+    def fake_train(train_data, valid_data, *args, **kwargs):
+        trained.append(kwargs["command"])
+        return [{"epoch": 1, "valid_within_one_bucket": 0.5}]
+
+    monkeypatch.setattr(sheetlab.training, "load_pieces",
+                        lambda selection, **kwargs: chosen.append(selection) or pieces[0])
+    monkeypatch.setattr(sheetlab.training, "train", fake_train)
+    out = tmp_path / "piano-light.pt"
+    assert main(["train", "--kind", "piano", "--continuations", "-1", "--out", str(out)]) == 2
+    assert "--continuations: the number of continuations must be 0 or more, got -1" in \
+        capsys.readouterr().err
+    assert main(["train", "--kind", "piano", "--subset", "all", "--continuations", "2",
+                 "--out", str(out)]) == 0
+    train = corpus.pieces("piano", "train", subset="all")
+    added = corpus.continuations(train, 2)
+    assert chosen == [train + added, corpus.pieces("piano", "valid", subset="all")]
+    assert len(added) == 54 and all(p.first_measure > 1 for p in added)
+    assert "--continuations 2" in trained[0]
 
 
 def test_cli_train_reports_a_missing_resume_state(pieces, tmp_path, capsys, monkeypatch):
