@@ -7,7 +7,8 @@ and says where in the window the note is (:func:`sheetlab.following.localise_ons
 Reported over all onsets of the split: the share within one bucket (error below 10 px), the
 mean and median absolute error in px, and the same given a centred window. Both models are
 measured on the test pieces of the default subset and of the whole catalogue (the former are
-among the latter; neither meets a training piece). The composer split
+among the latter; neither meets a training piece), the piano pieces of the whole catalogue also
+by group (:func:`sheetlab.corpus.group`: chorales, string-quartet movements, piano pieces). The composer split
 (train and validate on Mozart, test on the other composers) uses the model trained on it when
 it is shipped (``piano-light-mozart``).
 """
@@ -23,6 +24,8 @@ from sheetlab.training import load_pieces
 
 THREADS = 2
 
+GROUP_LABELS = {"chorale": "chorales", "quartet": "quartet movements", "piano": "piano pieces"}
+"""How the rows name the groups of the piano catalogue."""
 
 PLACEMENTS = (("random", True), ("centred", False))
 """The windows of each onset: placed as in training (seeded random offset), or centred."""
@@ -54,8 +57,13 @@ def _subset_rows(model: torch.nn.Module, kind: str, label: str,
     the former are among the latter, so every piece is localised once."""
     whole = corpus.pieces(kind, "test", subset="all")
     localised = _localised(model, whole)
-    return [_row(label, splits[0], localised, corpus.pieces(kind, "test")),
+    rows = [_row(label, splits[0], localised, corpus.pieces(kind, "test")),
             _row(label, splits[1], localised, whole)]
+    groups = sorted({corpus.group(p) for p in whole})
+    if len(groups) > 1:  # piano: chorales, quartet movements and piano pieces apart
+        rows += [_row(label, f"{splits[1]}: {GROUP_LABELS[name]}", localised,
+                      [p for p in whole if corpus.group(p) == name]) for name in groups]
+    return rows
 
 
 def run() -> dict:
