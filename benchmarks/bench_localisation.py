@@ -7,10 +7,10 @@ and says where in the window the note is (:func:`sheetlab.following.localise_ons
 Reported over all onsets of the split: the share within one bucket (error below 10 px), the
 mean and median absolute error in px, and the same given a centred window. Both models are
 measured on the test pieces of the default subset and of the whole catalogue (the former are
-among the latter; neither meets a training piece), the piano pieces of the whole catalogue also
-by group (:func:`sheetlab.corpus.group`: chorales, string-quartet movements, piano pieces). The composer split
-(train and validate on Mozart, test on the other composers) uses the model trained on it when
-it is shipped (``piano-light-mozart``).
+among the latter; neither meets a training piece), the piano pieces of the whole catalogue
+also by group (:func:`sheetlab.corpus.group`: chorales, string-quartet movements, piano
+pieces). The composer split (train and validate on Mozart, test on the other composers) uses
+the model trained on it when it is shipped (``piano-light-mozart``).
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ the numbers compare with those of a model trained without augmentation.
 
 Measured (2026-12-05, 2 CPU threads): the first piano model trained on the whole catalogue
 (``sheetlab/weights/piano-light.pt`` until the continuations came) trained 3 more epochs with
-Adam at 1e-4 on the 340 training pieces in the default condition and the first two augmented ones
-(``sheetlab train --kind piano --subset all --augment 2 --init-from ...``, 9 min per epoch)
+Adam at 1e-4 on the 340 training pieces in the default condition and the first two augmented
+ones (``sheetlab train --kind piano --subset all --augment 2 --init-from ...``, 9 min per epoch)
 went from 62.7 % to 64.1, 64.2 and 64.5 % of the 41 validation pieces' onsets within one
 bucket, its validation loss from 2.078 to 1.978; the last five epochs of its own run at the
 same learning rate without augmentation had stayed at 62.3-62.7 % while the validation loss

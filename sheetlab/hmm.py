@@ -135,15 +135,16 @@ the same 41 pieces the defaults track 0.952 / 93 % (within one bucket 0.533), ex
 
 Most of those 41 pieces are Bach chorales, slow and even. The default subset's 8 validation
 pieces (among them) have five that are not: with the first network trained on the whole
-catalogue the defaults track them 0.740 / 63 % (with the shipped one 0.755 / 63 %), losing Clara Schumann's Polonaise op. 1 no. 1, Bach's Prelude BWV 846 and the
-third movement of Mozart's K. 458, where the network localises 61 %, 24 % and 40 % of the
-onsets given the window, and whose tempi (58, 39 and 93 px/s) are far from the prior or
-uneven. Nothing else tried did clearly better: 3 tempo classes 0.749 / 63 %; 5 classes
-(ratio 1.3 or 1.4), 7 (1.3) or 9 (1.2) 0.67 / 63 %; 5 classes at ratio 1.5 0.61 / 50 %, 3 at
-1.8 0.58 / 50 %; 9 windows 0.740 / 63 %; anchor 0.5 0.65 / 50 %; exponent 0.2 with 7 classes
-0.45 / 38 %; ``max_jump`` 2 with 7 classes 0.56 / 50 %; a prior of 50 px/s, a floor of 0.01,
-``back`` 0.03 or no ignored edge buckets left 7 classes at 0.67. Freeing the tempo does not
-save these pieces: the network's evidence is too weak there.
+catalogue the defaults track them 0.740 / 63 %, losing Clara Schumann's Polonaise op. 1 no. 1,
+Bach's Prelude BWV 846 and the third movement of Mozart's K. 458, where that network localises
+61 %, 24 % and 40 % of the onsets given the window, and whose tempi (58, 39 and 93 px/s) are
+far from the prior or uneven. Nothing else tried did clearly better: 3 tempo classes
+0.749 / 63 %; 5 classes (ratio 1.3 or 1.4), 7 (1.3) or 9 (1.2) 0.67 / 63 %; 5 classes at ratio
+1.5 0.61 / 50 %, 3 at 1.8 0.58 / 50 %; 9 windows 0.740 / 63 %; anchor 0.5 0.65 / 50 %; exponent
+0.2 with 7 classes 0.45 / 38 %; ``max_jump`` 2 with 7 classes 0.56 / 50 %; a prior of 50 px/s,
+a floor of 0.01, ``back`` 0.03 or no ignored edge buckets left 7 classes at 0.67. Freeing the
+tempo does not save these pieces: the network's evidence is too weak there. The shipped network
+loses the same three (0.755 / 63 %), though it localises 64 %, 24 % and 46 % of their onsets.
 
 The result is a :class:`~sheetlab.following.FollowResult` (an :class:`HMMResult`), so the
 metrics of chapter 5 (:func:`~sheetlab.following.onset_metrics`,
