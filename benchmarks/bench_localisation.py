@@ -59,10 +59,11 @@ def _subset_rows(model: torch.nn.Module, kind: str, label: str,
     localised = _localised(model, whole)
     rows = [_row(label, splits[0], localised, corpus.pieces(kind, "test")),
             _row(label, splits[1], localised, whole)]
-    groups = sorted({corpus.group(p) for p in whole})
+    group_of = {p.id: corpus.group(p) for p in whole}
+    groups = sorted(set(group_of.values()))
     if len(groups) > 1:  # piano: chorales, quartet movements and piano pieces apart
         rows += [_row(label, f"{splits[1]}: {GROUP_LABELS[name]}", localised,
-                      [p for p in whole if corpus.group(p) == name]) for name in groups]
+                      [p for p in whole if group_of[p.id] == name]) for name in groups]
     return rows
 
 

@@ -337,7 +337,7 @@ def group(piece: Piece) -> str:
     """
     if piece.kind == "mono":
         return "folk song"
-    return next(e["group"] for e in _index()["pieces"] if e["source"] == piece.source)
+    return _piano_entries()[piece.source]["group"]
 
 
 def continuations(chosen: Sequence[Piece], limit: int) -> list[Piece]:
@@ -365,10 +365,11 @@ def continuations(chosen: Sequence[Piece], limit: int) -> list[Piece]:
     """
     if limit < 0:
         raise ValueError(f"the number of continuations must be 0 or more, got {limit}")
-    measures = {e["source"]: e["source_measures"] for e in _index()["pieces"]}
+    entries = _piano_entries()
     found = []
     for piece in chosen:
-        total = measures.get(piece.source, 0) if piece.kind == "piano" else 0
+        entry = entries.get(piece.source)  # folk songs have none
+        total = entry["source_measures"] if entry else 0
         starts = range(piece.first_measure + MAX_MEASURES, total + 1, MAX_MEASURES)
         for start in starts[:limit]:
             end = min(start + MAX_MEASURES - 1, total)
@@ -494,6 +495,12 @@ def _index() -> dict:
     return json.loads(INDEX_PATH.read_text(encoding="utf-8"))
 
 
+@functools.lru_cache(maxsize=None)
+def _piano_entries() -> dict[str, dict]:
+    """The index's piano entries by their source (one entry per source)."""
+    return {e["source"]: e for e in _index()["pieces"]}
+
+
 def _piano_candidates() -> list[dict]:
     """Every candidate piano entry, before the chorales' four-part check (no facts yet)."""
     entries = [{"id": i, "composer": c, "title": t, "source": s, "group": "piano",
@@ -595,7 +602,7 @@ def score(piece: Piece) -> Score:
     if piece.kind == "mono":
         result = _from_stream(piece, _folk_song(piece.source))
     else:
-        entry = next((e for e in _index()["pieces"] if e["source"] == piece.source), None)
+        entry = _piano_entries().get(piece.source)
         if entry is None:
             raise ScoreError(f"{piece.source}: {piece.id!r} is not in the piano catalogue")
         music = corpus.parse(entry["source"])
