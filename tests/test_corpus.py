@@ -215,8 +215,9 @@ def test_continuations_take_the_measures_after_the_cut():
 
 
 def test_a_continuation_starts_with_what_is_in_force_there():
-    """Measures 65-128 of the Grosse Fuge: its key, meter and tempo are set before measure 65,
-    and the engraved continuation carries them in its first measure."""
+    """Measures 65-128 of the Grosse Fuge: its key and meter are set before measure 65, and
+    the engraved continuation carries them in its first measure, with both clefs and a tempo
+    mark of the source's (not the default)."""
     from music21 import corpus as m21corpus
     from music21 import key, meter, stream
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import sheetlab.training
+from sheetlab import corpus
 from sheetlab.augment import AUGMENTATIONS
 from sheetlab.cli import main
-from sheetlab import corpus
 from sheetlab.corpus import Score
 from sheetlab.dataset import Condition, SnippetDataset, load_piece
 from sheetlab.models import AudioSheetNet, config, load_checkpoint
