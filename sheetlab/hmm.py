@@ -114,8 +114,8 @@ one, fine-tuned on the whole catalogue's 5786 training tunes, tracks the 50 vali
 1.000 / 100 % with the defaults too, 0.868 of the onsets within one bucket (the control:
 0.925 / 84 %, 0.164).
 The piano column was made with an earlier piano network, trained on the default subset's 34
-pieces (22 % of its validation onsets within one bucket given the window). With the shipped
-one, trained on the whole catalogue's 340 training pieces (63 %), the defaults were checked
+pieces (22 % of its validation onsets within one bucket given the window). With the first
+one trained on the whole catalogue's 340 training pieces (63 %), the defaults were checked
 again on the 41 validation pieces of the whole catalogue::
 
     settings (the others as the defaults)    piano, whole catalogue
