@@ -747,9 +747,8 @@ def _grand_staff(music: stream.Score, staves: Sequence[Sequence[int]], *, fixed_
         staffs.append(staff)
     start = staffs[0].getElementsByClass(stream.Measure).first()
     if not any(m.offset == 0 for m in start.getElementsByClass(tempo.MetronomeMark)):
-        marks = [m for source in whole[0][:first]
-                 for m in source.flatten().getElementsByClass(tempo.MetronomeMark)]
-        start.insert(0, _numbered(marks[-1]) if marks else _default_tempo())
+        mark = _last_in(whole[0][:first], tempo.MetronomeMark)
+        start.insert(0, _numbered(mark) if mark is not None else _default_tempo())
     reduced = stream.Score()
     for staff in staffs:
         reduced.insert(0, staff)
@@ -796,11 +795,20 @@ def _in_force(measure: stream.Measure, sources: list[stream.Measure],
     for kind in kinds:
         if any(e.offset == 0 for e in measure.getElementsByClass(kind)):
             continue
-        found = [e for source in sources for e in source.flatten().getElementsByClass(kind)]
-        if found:
-            measure.insert(0, copy.deepcopy(found[-1]))
+        found = _last_in(sources, kind)
+        if found is not None:
+            measure.insert(0, copy.deepcopy(found))
     if fixed_clef is not None:
         measure.insert(0, fixed_clef)
+
+
+def _last_in(sources: list[stream.Measure], kind: type) -> music21.base.Music21Object | None:
+    """The last element of class ``kind`` in the source measures (in order), or None."""
+    for source in reversed(sources):
+        found = list(source.flatten().getElementsByClass(kind))
+        if found:
+            return found[-1]
+    return None
 
 
 def _copy_tempo(source: stream.Measure, target: stream.Measure) -> None:
