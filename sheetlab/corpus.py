@@ -739,7 +739,7 @@ def _grand_staff(music: stream.Score, staves: Sequence[Sequence[int]], *, fixed_
         for i, tempo_from in enumerate(columns[0]):
             measure = _measure([columns[p][i] for p in members], copy_clefs=not fixed_clefs)
             if i == 0:
-                _in_force(measure, whole[members[0]][:first + 1],
+                _in_force(measure, whole[members[0]][:first],
                           staff_clef() if fixed_clefs else None)
             if n == 1:
                 _copy_tempo(tempo_from, measure)
@@ -779,7 +779,10 @@ def _measure(sources: list[stream.Measure], *, copy_clefs: bool) -> stream.Measu
 
 def _in_force(measure: stream.Measure, sources: list[stream.Measure],
               fixed_clef: clef.Clef | None) -> None:
-    """Give a staff's first measure the signatures and clef in force at its source measure.
+    """Give a staff's first measure the signatures and clef in force at its start.
+
+    A change in the middle of the measure stays where it is; what is in force at the start is
+    the last one before the measure.
 
     Parameters
     ----------
@@ -787,7 +790,7 @@ def _in_force(measure: stream.Measure, sources: list[stream.Measure],
         The staff's first measure, changed in place where it lacks a key signature, a time
         signature or a clef at its start.
     sources : list of music21.stream.Measure
-        The source part's measures up to and including the one ``measure`` was made of.
+        The source part's measures before the one ``measure`` was made of.
     fixed_clef : music21.clef.Clef or None
         The staff's clef throughout, or None for the source's clef in force.
     """

@@ -239,6 +239,35 @@ def test_a_continuation_starts_with_what_is_in_force_there():
     assert sum(len(e.get("on", ())) for e in events) > 100
 
 
+def test_a_change_inside_the_first_measure_is_not_put_at_its_start():
+    """A continuation whose first measure changes clef and key in its middle starts with the
+    clef and key in force before that measure; the changes stay in the middle."""
+    from music21 import clef, key, meter, note, stream
+
+    music = stream.Score()
+    for first_clef in (clef.TrebleClef(), clef.BassClef()):
+        part = stream.Part()
+        for number in (1, 2, 3):
+            measure = stream.Measure(number=number)
+            if number == 1:
+                measure.append([first_clef, key.KeySignature(2), meter.TimeSignature("4/4")])
+            measure.append([note.Note("C4", quarterLength=2), note.Note("D4", quarterLength=2)])
+            part.append(measure)
+        music.insert(0, part)
+    changed = music.parts[1].getElementsByClass(stream.Measure)[1]
+    changed.insert(2.0, clef.TrebleClef())
+    changed.insert(2.0, key.KeySignature(-3))
+    reduced = corpus._grand_staff(music, ((0,), (1,)), fixed_clefs=False, first=1,
+                                  max_measures=None, name="two measures")
+    start = reduced.parts[1].getElementsByClass(stream.Measure).first()
+    clefs = {e.offset: type(e).__name__ for e in start.getElementsByClass(clef.Clef)}
+    keys = {e.offset: e.sharps for e in start.getElementsByClass(key.KeySignature)}
+    assert clefs == {0.0: "BassClef", 2.0: "TrebleClef"}
+    assert keys == {0.0: 2, 2.0: -3}
+    treble_start = reduced.parts[0].getElementsByClass(stream.Measure).first()
+    assert [type(e).__name__ for e in treble_start.getElementsByClass(clef.Clef)] == ["TrebleClef"]
+
+
 def test_score_data_is_identical_across_processes(samples):
     chosen = ("mono0", "chorale", "demo")
     ids = [samples[name].id for name in chosen]
