@@ -175,18 +175,22 @@ class Sparse(Oracle):
         return logits
 
 
-def test_tempo_classes_find_a_tempo_far_from_the_prior(piece):
-    """An oracle that says nothing on 90 % of the frames, and a prior tempo 2.5 times too
-    slow: with one tempo class the belief falls behind between the informative frames and is
-    lost; with seven classes it finds the piece's tempo and stays with the music."""
+def sparse_oracle(piece):
+    """An oracle that says nothing on 90 % of the frames, and the piece's tempo in px/s."""
     mute = np.random.default_rng(0).random(piece.spec.shape[1]) < 0.9
-    coded = oracle_piece(piece)
     seconds = (piece.onset_frame[-1] - piece.onset_frame[0]) / FPS
-    speed = (piece.onset_x[-1] - piece.onset_x[0]) / seconds  # the piece's tempo, px/s
-    slow = HMMSettings(speed_px_s=speed / 2.5)
-    fixed = track(Sparse(truth(piece), mute), coded, slow)
-    adaptive = track(Sparse(truth(piece), mute), coded,
-                     dataclasses.replace(slow, tempi=7, tempo_ratio=1.4))
+    return Sparse(truth(piece), mute), (piece.onset_x[-1] - piece.onset_x[0]) / seconds
+
+
+def test_tempo_classes_find_a_tempo_far_from_the_prior(piece):
+    """A sparse oracle and a fixed prior tempo 2.5 times too slow: with one tempo class the
+    belief falls behind between the informative frames and is lost; with seven classes it
+    finds the piece's tempo and stays with the music."""
+    oracle, speed = sparse_oracle(piece)
+    coded = oracle_piece(piece)
+    slow = HMMSettings(speed_px_s=speed / 2.5, tempo_window_s=0.0)
+    fixed = track(oracle, coded, slow)
+    adaptive = track(oracle, coded, dataclasses.replace(slow, tempi=7, tempo_ratio=1.4))
     np.testing.assert_allclose(fixed.tempo_px_s, speed / 2.5)  # one class: the prior throughout
     assert fixed.metrics()["tracking_ratio"] < 0.6
     assert adaptive.metrics()["tracking_ratio"] == 1.0
@@ -196,6 +200,44 @@ def test_tempo_classes_find_a_tempo_far_from_the_prior(piece):
     # the classes start spread evenly around the (wrong) prior
     assert adaptive.tempo_px_s[0] == pytest.approx(tempo_speeds(dataclasses.replace(
         slow, tempi=7, tempo_ratio=1.4)).mean(), rel=0.05)
+
+
+def test_followed_tempo_finds_a_tempo_far_from_the_prior(piece):
+    """The same sparse oracle and a prior tempo half the piece's: the prior that follows the
+    tracked position's speed (the default) finds the piece's tempo and tracks to the end,
+    where the fixed prior is lost."""
+    oracle, speed = sparse_oracle(piece)
+    coded = oracle_piece(piece)
+    slow = HMMSettings(speed_px_s=speed / 2)
+    fixed = track(oracle, coded, dataclasses.replace(slow, tempo_window_s=0.0))
+    followed = track(oracle, coded, slow)
+    assert fixed.metrics()["tracking_ratio"] < 0.6
+    assert followed.metrics()["tracking_ratio"] == 1.0
+    assert np.abs(followed.errors_px).mean() < np.abs(fixed.errors_px).mean() / 5
+    sounding = np.flatnonzero(sounding_frames(piece.spec))
+    after = round(slow.tempo_after_s * FPS)
+    np.testing.assert_allclose(followed.tempo_px_s[sounding[:after]], speed / 2)
+    assert 0.8 * speed < followed.tempo_px_s[sounding[-1]] < 1.25 * speed
+
+
+def test_adapted_speed_by_hand():
+    """At 10 fps, following over 2 s after 1 s, within a factor 3 of 40 px/s."""
+    settings = HMMSettings(speed_px_s=40.0, tempo_window_s=2.0, tempo_after_s=1.0,
+                           tempo_range=3.0)
+    steady = 5.0 * np.arange(40)  # 5 px a frame: 50 px/s
+    assert hmm.adapted_speed(steady[:10], settings, fps=10) == 40.0  # 0.9 s: not yet
+    assert hmm.adapted_speed(steady[:11], settings, fps=10) == pytest.approx(50.0)
+    # 100 px/s for 2 s, then 30 px/s: the last 2 s count, or all there is while it is less
+    changing = np.concatenate([10.0 * np.arange(21), 200 + 3.0 * np.arange(1, 21)])
+    assert hmm.adapted_speed(changing, settings, fps=10) == pytest.approx(30.0)
+    assert hmm.adapted_speed(changing[:16], settings, fps=10) == pytest.approx(100.0)
+    assert hmm.adapted_speed(changing[:26], settings, fps=10) == pytest.approx(
+        (changing[25] - changing[5]) / 2)
+    # within the range, both ways
+    assert hmm.adapted_speed(30.0 * np.arange(40), settings, fps=10) == pytest.approx(120.0)
+    assert hmm.adapted_speed(np.zeros(40), settings, fps=10) == pytest.approx(40.0 / 3)
+    fixed = dataclasses.replace(settings, tempo_window_s=0.0)
+    assert hmm.adapted_speed(steady, fixed, fps=10) == 40.0
 
 
 def test_emission_exponent_tempers_the_probabilities():
@@ -411,7 +453,8 @@ def test_work_per_frame_does_not_depend_on_the_number_of_frames(piece, monkeypat
 @pytest.mark.parametrize("bad", [dict(speed_px_s=0.0), dict(max_jump=0), dict(back=1.0),
                                  dict(back=-0.1), dict(floor=0.0), dict(n_windows=0),
                                  dict(edge_buckets=-1), dict(anchor=1.0),
-                                 dict(exponent=0.0)])
+                                 dict(exponent=0.0), dict(tempo_window_s=-1.0),
+                                 dict(tempo_after_s=-1.0), dict(tempo_range=0.9)])
 def test_bad_settings_raise(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         HMMSettings(**bad)
@@ -424,6 +467,9 @@ def test_bad_tracking_arguments_raise(piece):
     with pytest.raises(ValueError, match="fps"):
         transition_kernel(HMMSettings(), fps=0.0)
     oracle = Oracle(truth(piece))
+    with pytest.raises(ValueError, match="tempo_range"):  # 200 x 2.5 px/s: 1.6 states a frame
+        track(oracle, oracle_piece(piece), HMMSettings(speed_px_s=200.0))
+    track(oracle, oracle_piece(piece), HMMSettings(speed_px_s=200.0, tempo_window_s=0.0))
     with pytest.raises(ValueError, match="unknown estimate"):
         track(oracle, oracle_piece(piece), estimate="median")
     with pytest.raises(ValueError, match="needs 40 buckets, but the network gives 39"):
