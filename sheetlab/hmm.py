@@ -334,8 +334,9 @@ class HMMResult(FollowResult):
         frame (summed over the tempo classes; rows sum to 1), or None unless :func:`track`
         was asked to keep it.
     tempo_px_s : numpy.ndarray or None
-        ``(n_frames,) float64`` the expected tempo after each frame in px/s (the prior tempo
-        throughout with one tempo class).
+        ``(n_frames,) float64`` the expected tempo after each frame in px/s: with one tempo
+        class the prior tempo, ``speed_px_s`` throughout if it is fixed, else as it follows
+        the music (:func:`adapted_speed`).
 
     ``frame_x`` is the tracked position after each frame and ``window_left`` the window that
     shows the most probable state at the anchor (:class:`HMMSettings`), predicted before a
