@@ -414,18 +414,28 @@ def transition_kernel(settings: HMMSettings, fps: float = FPS, *,
         If the prior tempo needs more than certain movement (raise ``max_jump`` or lower
         ``speed_px_s``).
     """
+    speed = settings.speed_px_s if speed_px_s is None else speed_px_s
+    return _kernels(np.array([speed], dtype=np.float64), settings, fps)[0]
+
+
+def _kernels(speeds: np.ndarray, settings: HMMSettings, fps: float) -> np.ndarray:
+    """``(len(speeds), max_jump + 2)`` :func:`transition_kernel` at each of ``speeds`` (px/s)."""
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
-    speed = settings.speed_px_s if speed_px_s is None else speed_px_s
-    advance = speed / fps / STATE_PX  # expected states per frame
+    advance = speeds / fps / STATE_PX  # expected states per frame
     p_move = (advance + settings.back) / ((settings.max_jump + 1) / 2)  # mean move: (1 + max) / 2
-    if p_move + settings.back > 1:
+    too_fast = p_move + settings.back > 1
+    if too_fast.any():
+        k = int(np.argmax(too_fast))
         raise ValueError(
-            f"a prior tempo of {speed:g} px/s ({advance:.2f} states per frame at "
-            f"{fps} fps) needs forward moves of probability {p_move:.2f} per frame, more than "
-            f"1 - back = {1 - settings.back}: raise max_jump or lower speed_px_s")
-    forward = np.full(settings.max_jump, p_move / settings.max_jump)
-    return np.concatenate([[settings.back, 1 - settings.back - p_move], forward])
+            f"a prior tempo of {speeds[k]:g} px/s ({advance[k]:.2f} states per frame at "
+            f"{fps} fps) needs forward moves of probability {p_move[k]:.2f} per frame, more "
+            f"than 1 - back = {1 - settings.back}: raise max_jump or lower speed_px_s")
+    kernels = np.empty((len(speeds), settings.max_jump + 2))
+    kernels[:, 0] = settings.back
+    kernels[:, 1] = 1 - settings.back - p_move
+    kernels[:, 2:] = (p_move / settings.max_jump)[:, None]
+    return kernels
 
 
 def predict(belief: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -502,8 +512,7 @@ def tempo_kernels(settings: HMMSettings, fps: float = FPS, *,
     ValueError
         If the fastest class needs more than certain movement (:func:`transition_kernel`).
     """
-    return np.stack([transition_kernel(settings, fps, speed_px_s=float(speed))
-                     for speed in tempo_speeds(settings, speed_px_s=speed_px_s)])
+    return _kernels(tempo_speeds(settings, speed_px_s=speed_px_s), settings, fps)
 
 
 def predict_tempi(belief: np.ndarray, kernels: np.ndarray, switch: float) -> np.ndarray:
@@ -706,18 +715,44 @@ def emission(probs: np.ndarray, left_px: np.ndarray, count: int, floor: float,
         probs = np.asarray(probs, dtype=np.float64) ** exponent
     if not 0 <= 2 * edge_buckets < n_buckets:
         raise ValueError(f"edge_buckets must be in [0, {n_buckets} / 2), got {edge_buckets}")
-    left = np.asarray(left_px, dtype=np.float64)[:, None]
-    states = np.minimum((left + state_centres(n_buckets)) // STATE_PX, count - 1).astype(np.int64)
-    counts = np.ones(states.shape)  # 1 where a bucket counts, 0 at the inner edges
-    counts[:, :edge_buckets] = left <= 0
-    counts[:, n_buckets - edge_buckets:] = states[:, -1:] >= count - 1
-    lo = states.min()
-    total = np.bincount(states.ravel() - lo, weights=np.ravel(probs * counts))
-    covered = np.bincount(states.ravel() - lo, weights=counts.ravel())  # windows per state
+    offsets, counts, lo, covered = _emission_layout(tuple(np.asarray(left_px, dtype=np.float64)),
+                                                    count, n_buckets, edge_buckets)
+    total = np.bincount(offsets, weights=np.ravel(probs * counts))
     likelihood = np.full(count, float(floor))
     likelihood[lo:lo + len(total)] += np.divide(total, covered, out=np.zeros(len(total)),
                                                 where=covered > 0)
     return likelihood
+
+
+@functools.lru_cache(maxsize=1024)
+def _emission_layout(left_px: tuple[float, ...], count: int, n_buckets: int,
+                     edge_buckets: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """Where :func:`emission` puts the buckets of windows at ``left_px``, made once per band
+    (a tracker evaluates the same few bands of the grid over and over).
+
+    Returns
+    -------
+    offsets : numpy.ndarray
+        ``(K * B,) int64`` each bucket's state minus ``lo``.
+    counts : numpy.ndarray
+        ``(K, B) float64`` 1 where a bucket counts, 0 at the inner edges.
+    lo : int
+        The first state a window covers.
+    covered : numpy.ndarray
+        ``(n,) float64`` how many windows cover each state from ``lo`` on with a bucket that
+        counts.
+    """
+    left = np.array(left_px)[:, None]
+    states = np.minimum((left + state_centres(n_buckets)) // STATE_PX, count - 1).astype(np.int64)
+    counts = np.ones(states.shape)
+    counts[:, :edge_buckets] = left <= 0
+    counts[:, n_buckets - edge_buckets:] = states[:, -1:] >= count - 1
+    lo = int(states.min())
+    offsets = states.ravel() - lo
+    covered = np.bincount(offsets, weights=counts.ravel())
+    for array in (offsets, counts, covered):
+        array.flags.writeable = False
+    return offsets, counts, lo, covered
 
 
 def estimate_x(belief: np.ndarray, estimate: str = "map") -> float:
