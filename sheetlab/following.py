@@ -35,7 +35,9 @@ grid. So :func:`follow` runs the sheet pathway once per grid position and the sp
 pathway once per frame, each in large batches, before following; the sequential loop only runs
 the network's small merging head. :func:`follow_naive` runs the same loop but evaluates both
 pathways on every frame's window and excerpt; it exists to measure what the caching saves
-(``benchmarks/bench_following.py``).
+(``benchmarks/bench_following.py``). Both run inside :func:`evaluating`, which also keeps
+numpy's BLAS, used by the head, on one thread (:mod:`sheetlab.threads`: its idle workers
+would otherwise spin on the cores the pathways need).
 
 Metrics (:func:`onset_metrics`, :func:`summarise`), per onset, from the prediction at the onset's
 frame: the absolute error in px and in staff spaces, the share within one bucket, the share
@@ -63,6 +65,7 @@ from sheetlab.models import (AudioSheetNet, FoldedHead, fold_batch_norm, fold_he
                              to_device)
 from sheetlab.spectrogram import FPS, frame_to_time
 from sheetlab.targets import N_BUCKETS, bucket_width, localise, softmax
+from sheetlab.threads import one_blas_thread
 
 
 ANCHOR = 1 / 3
@@ -520,12 +523,13 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 @contextmanager
 def evaluating(model: torch.nn.Module) -> Iterator[None]:
-    """Eval mode and no autograd for the block; the model's mode is restored afterwards
-    (chapters 5 and 8)."""
+    """Eval mode and no autograd for the block, with numpy's BLAS on one thread
+    (:func:`~sheetlab.threads.one_blas_thread`, so that its idle workers do not spin on the
+    cores torch's pathways need); the model's mode is restored afterwards (chapters 5 and 8)."""
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), one_blas_thread():
             yield
     finally:
         model.train(was_training)

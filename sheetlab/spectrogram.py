@@ -19,6 +19,7 @@ import numpy as np
 import scipy.fft
 
 from sheetlab.perform import SAMPLE_RATE
+from sheetlab.threads import one_blas_thread
 
 FRAME_SIZE = 2048
 """STFT window length in samples."""
@@ -305,8 +306,9 @@ def log_spectrogram(signal: np.ndarray, sr: int = SAMPLE_RATE, frame_size: int =
     """
     weights, _ = log_filterbank(sr, frame_size, bands_per_octave, fmin, fmax)
     out = np.empty((weights.shape[1], num_frames(len(signal), sr, fps)), dtype=np.float32)
-    for first, magnitude in _magnitude_chunks(signal, sr, frame_size, fps):
-        out[:, first:first + len(magnitude)] = np.log10(1.0 + magnitude @ weights).T
+    with one_blas_thread():  # no BLAS workers left spinning for what comes next
+        for first, magnitude in _magnitude_chunks(signal, sr, frame_size, fps):
+            out[:, first:first + len(magnitude)] = np.log10(1.0 + magnitude @ weights).T
     return out
 
 
