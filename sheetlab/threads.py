@@ -1,4 +1,4 @@
-"""numpy's BLAS kept to one thread beside torch (chapters 1, 5 and 8).
+"""numpy's BLAS kept to one thread beside torch (chapters 5 and 8).
 
 numpy's matrix products run on a BLAS library (OpenBLAS in the wheels) with its own pool of
 worker threads, beside torch's. After a product that used them, the workers keep spinning for
