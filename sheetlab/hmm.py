@@ -844,7 +844,7 @@ def track(model: torch.nn.Module, piece: PieceData, settings: HMMSettings = HMMS
     _check_tempo_range(settings, fps)
     speed = settings.speed_px_s
     speeds = tempo_speeds(settings)
-    kernels = tempo_kernels(settings, fps)
+    kernels = _kernels(speeds, settings, fps)
     sounding = sounding_frames(piece.spec, silence)
     n_frames = piece.spec.shape[1]
     frame_x = np.empty(n_frames)
@@ -875,7 +875,7 @@ def track(model: torch.nn.Module, piece: PieceData, settings: HMMSettings = HMMS
                 if followed != speed:
                     speed = followed
                     speeds = tempo_speeds(settings, speed_px_s=speed)
-                    kernels = tempo_kernels(settings, fps, speed_px_s=speed)
+                    kernels = _kernels(speeds, settings, fps)
             else:
                 position = belief.sum(axis=0)
                 mean = estimate_x(position, "mean")
